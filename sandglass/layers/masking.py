@@ -1,0 +1,76 @@
+"""Padding-mask arithmetic shared by the 1-D layers.
+
+A mask is a bool tensor of shape ``(B, T)``, true on real tokens. ``None`` means "every position is real".
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def zero_padding(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Zero the padding positions of ``x``.
+
+    Shape:
+        x: (B, T, C), mask: (B, T) → (B, T, C)
+    """
+    if mask is None:
+        return x
+    return x * mask.unsqueeze(-1).to(x.dtype)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over the real positions of each sequence, ``g = Σ_t mask_t x_t / Σ_t mask_t`` (zero for an empty one).
+
+    Shape:
+        x: (B, T, C), mask: (B, T) → (B, C)
+    """
+    if mask is None:
+        return x.mean(dim=1)
+    weights = mask.to(x.dtype).unsqueeze(-1)
+    count = weights.sum(dim=1).clamp(min=1.0)
+    return (x * weights).sum(dim=1) / count
+
+
+def causal_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Running mean over the real positions up to and including each position, ``g_t = Σ_{s≤t} x_s / |{s≤t}|``.
+
+    The causal counterpart of :func:`masked_mean`: position ``t`` never sees a later position.
+
+    Shape:
+        x: (B, T, C), mask: (B, T) → (B, T, C)
+    """
+    if mask is None:
+        weights = torch.ones(x.shape[:2], dtype=x.dtype, device=x.device).unsqueeze(-1)
+    else:
+        weights = mask.to(x.dtype).unsqueeze(-1)
+    totals = torch.cumsum(x * weights, dim=1)
+    counts = torch.cumsum(weights, dim=1).clamp(min=1.0)
+    return totals / counts
+
+
+def full_mask(x: torch.Tensor) -> torch.Tensor:
+    """An all-true mask for a ``(B, T, C)`` batch.
+
+    Shape:
+        x: (B, T, C) → (B, T)
+    """
+    return torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+
+
+def attention_mask(
+    key_mask: torch.Tensor | None, query_len: int, key_len: int, causal: bool, device: torch.device
+) -> torch.Tensor | None:
+    """Bool mask of allowed (query, key) pairs: keys that are real and, when ``causal``, not after the query.
+
+    Shape:
+        key_mask: (B, S) → (B, 1, T, S), or None when everything is allowed
+    """
+    allowed = None
+    if key_mask is not None:
+        allowed = key_mask[:, None, None, :]
+    if causal:
+        future = torch.ones(query_len, key_len, dtype=torch.bool, device=device).triu(1)
+        past = ~future[None, None]
+        allowed = past if allowed is None else allowed & past
+    return allowed
