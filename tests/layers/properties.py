@@ -55,7 +55,10 @@ def assert_padding_invariant(
         alone = run(x[index : index + 1, :length], mask[index : index + 1, :length])
         out_len = -(-length // -scale) if scale < 0 else length * scale
         torch.testing.assert_close(
-            batched[index, :out_len], alone[0, :out_len], atol=atol, rtol=1e-7,
+            batched[index, :out_len],
+            alone[0, :out_len],
+            atol=atol,
+            rtol=1e-7,
             msg=lambda m, i=index: f"sequence {i} differs alone and in a padded batch: {m}",
         )
 
@@ -73,7 +76,10 @@ def assert_causal(
         changed[:, position:] += torch.randn_like(changed[:, position:]) * 5
         out = run(changed, mask)
         torch.testing.assert_close(
-            out[:, :position], base[:, :position], atol=1e-10, rtol=0,
+            out[:, :position],
+            base[:, :position],
+            atol=1e-10,
+            rtol=0,
             msg=lambda m, p=position: f"output before position {p} changed when the input at {p} did: {m}",
         )
 

@@ -1,0 +1,80 @@
+"""SandGlass convolution (many to one): parallel same-length convolution banks, concatenated."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sandglass.layers.masking import zero_padding
+from sandglass.layers.shapes import check_sequence, require_divisible, require_positive
+
+
+def check_kernel_sizes(kernel_sizes: int | Sequence[int]) -> tuple[int, ...]:
+    """The kernel sizes of a layer's parallel banks as a tuple, each a positive integer."""
+    sizes = (kernel_sizes,) if isinstance(kernel_sizes, int) else tuple(kernel_sizes)
+    if not sizes:
+        raise ValueError("kernel_sizes must hold at least one kernel size, got ()")
+    for index, size in enumerate(sizes):
+        require_positive(f"kernel_sizes[{index}]", size)
+    return sizes
+
+
+def front_padding(kernel_size: int, causal: bool) -> int:
+    """Zeros put in front by a same-length convolution: the larger half of ``ks - 1``, or all when causal."""
+    return kernel_size - 1 if causal else kernel_size // 2
+
+
+class Conv(nn.Module):
+    """SandGlass convolution: parallel same-length convolution banks, outputs concatenated along channels.
+
+    Each bank (one per kernel size ``ks``, like Inception branches) makes ``C_out / len(kernel_sizes)``
+    channels:
+
+        Y[o, i] = Σ_in Σ_{k<ks} x[in, i+k-p] · W[in, o, k] + b[o]
+
+    with ``x`` zero outside ``0..T-1`` and ``p = ceil((ks-1)/2)``: of the ``ks-1`` padding positions the
+    larger half goes in front and the rest behind. ``causal=True`` puts all ``ks-1`` in front (``p = ks-1``),
+    so position ``i`` sees only inputs ``≤ i``. The seed's bias ``b[in, o]`` is summed over ``in``, which is
+    one bias per output channel. Padding positions are zeroed before the convolution and in the output.
+
+    Shape:
+        x: (B, T, C_in), mask: (B, T) → (B, T, C_out)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_sizes: int | Sequence[int] = (3,),
+        *,
+        causal: bool = False,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        require_positive("in_channels", in_channels)
+        require_positive("out_channels", out_channels)
+        self.kernel_sizes = check_kernel_sizes(kernel_sizes)
+        require_divisible("out_channels", out_channels, "the number of kernel_sizes", len(self.kernel_sizes))
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.causal = causal
+        bank_channels = out_channels // len(self.kernel_sizes)
+        self.banks = nn.ModuleList(
+            nn.Conv1d(in_channels, bank_channels, size, bias=bias) for size in self.kernel_sizes
+        )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        check_sequence(x, mask, self.in_channels, type(self).__name__)
+        x = zero_padding(x, mask).transpose(1, 2)
+        outputs = []
+        for bank, size in zip(self.banks, self.kernel_sizes, strict=True):
+            front = front_padding(size, self.causal)
+            outputs.append(bank(F.pad(x, (front, size - 1 - front))))
+        y = torch.cat(outputs, dim=1).transpose(1, 2)
+        return zero_padding(y, mask)
+
+    def extra_repr(self) -> str:
+        return f"kernel_sizes={self.kernel_sizes}, causal={self.causal}"

@@ -1,0 +1,193 @@
+"""Dot-product-generated kernel convolution (CNN-Kernel-Attention, DESIGN.md §2), 1-D and 2-D.
+
+Every (output, input) channel pair attends over a small bank of ``M`` spatial kernels ``K[m]`` with keys
+``κ[m]``; its query mixes a learned query per input channel, one per output channel and the global
+context ``g``:
+
+    r = FC(g),   q[o, i] = q_in[i] ⊙ q_out[o] ⊙ r,   α[o, i, :] = softmax_m(q[o, i] · κ[m]),
+    W[o, i] = Σ_m α[o, i, m] · K[m],   y = conv(x, W) + b.
+
+Since ``W`` is a mixture of bank kernels, ``y[o] = Σ_{i,m} α[o, i, m] · z[i, m] + b[o]`` with
+``z[i, m] = K[m] * x_i``: one depthwise convolution (``M`` kernels per channel), then one batched contraction,
+no per-sample convolution.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from sandglass.layers.context_conv import conv1d_same, conv2d_same, image_context, sequence_context
+from sandglass.layers.masking import zero_padding
+from sandglass.layers.shapes import check_image, check_sequence, require_positive
+
+
+def mix_bank_responses(alpha: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+    """``y[o, p] = Σ_{i,m} α[o, i, m] · z[i, m, p]``, with one α per sample or per sample and position ``p``.
+
+    Shape:
+        alpha: (B, C_out, C_in, M) or (B, P, C_out, C_in, M), responses: (B, C_in, M, P) → (B, C_out, P)
+    """
+    if alpha.dim() == 4:
+        return alpha.flatten(2) @ responses.flatten(1, 2)
+    return torch.einsum("bpoim,bimp->bop", alpha, responses)
+
+
+class _DotProductKernelConvNd(nn.Module):
+    """Parameters and mixture weights shared by the 1-D and 2-D layers."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        num_kernels: int,
+        key_dim: int,
+        bias: bool,
+        spatial_dims: int,
+    ) -> None:
+        super().__init__()
+        for name, value in [
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("kernel_size", kernel_size),
+            ("num_kernels", num_kernels),
+            ("key_dim", key_dim),
+        ]:
+            require_positive(name, value)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.num_kernels = num_kernels
+        bound = 1.0 / math.sqrt(in_channels * kernel_size**spatial_dims)  # nn.Conv's default range
+
+        self.kernel_bank = nn.Parameter(
+            torch.empty(num_kernels, *(kernel_size,) * spatial_dims).uniform_(-bound, bound)
+        )
+        self.bank_keys = nn.Parameter(torch.randn(num_kernels, key_dim) / math.sqrt(key_dim))
+        self.in_queries = nn.Parameter(torch.randn(in_channels, key_dim))
+        self.out_queries = nn.Parameter(torch.randn(out_channels, key_dim))
+        self.context_query = nn.Linear(in_channels, key_dim)
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        # r starts near 1, so the initial queries are q_in ⊙ q_out with logits of unit scale: channel pairs
+        # start with different kernels instead of all with the bank's mean.
+        nn.init.ones_(self.context_query.bias)
+
+    def mixture_weights(self, context: torch.Tensor) -> torch.Tensor:
+        """``α[o, i, :] = softmax_m((q_in[i] ⊙ q_out[o] ⊙ FC(g)) · κ[m])`` for each context vector.
+
+        Shape:
+            context: (..., C_in) → (..., C_out, C_in, M)
+        """
+        queries = self.context_query(context).unsqueeze(-2) * self.out_queries  # (..., C_out, D)
+        keys = self.in_queries.unsqueeze(1) * self.bank_keys  # (C_in, M, D): q_in[i] ⊙ κ[m]
+        logits = queries @ keys.flatten(0, 1).T
+        return logits.unflatten(-1, (self.in_channels, self.num_kernels)).softmax(dim=-1)
+
+    def add_bias(self, y: torch.Tensor) -> torch.Tensor:
+        """``y[o, p] + b[o]``.
+
+        Shape:
+            y: (B, C_out, P) → (B, C_out, P)
+        """
+        return y if self.bias is None else y + self.bias[:, None]
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"num_kernels={self.num_kernels}, bias={self.bias is not None}"
+        )
+
+
+class DotProductKernelConv(_DotProductKernelConvNd):
+    """1-D convolution whose kernels are attention-weighted mixtures of a small kernel bank, per sample.
+
+    ``g = mean_{real t} x_t`` (causal: ``g_t = mean_{real s≤t} x_s``, a kernel per position),
+    ``α[o, i, :] = softmax_m((q_in[i] ⊙ q_out[o] ⊙ FC(g)) · κ[m])``, ``W[o, i] = Σ_m α[o, i, m] · K[m]``,
+    ``y[t, o] = Σ_{i,k} W[o, i, k] · x̃[t + k, i] + b[o]`` with ``x̃`` the input zero-padded by ``ks - 1``
+    positions, the larger half in front (all in front when causal). ``FC: C_in → key_dim``.
+    With ``causal=True`` the per-position weights α take ``B·T·C_out·C_in·M`` memory.
+
+    Shape:
+        x: (B, T, C_in), mask: (B, T) or None → (B, T, C_out), zero at padding
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        num_kernels: int = 4,
+        key_dim: int = 16,
+        causal: bool = False,
+        bias: bool = True,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            num_kernels=num_kernels,
+            key_dim=key_dim,
+            bias=bias,
+            spatial_dims=1,
+        )
+        self.causal = causal
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        check_sequence(x, mask, self.in_channels, type(self).__name__)
+        batch, length, channels = x.shape
+        x = zero_padding(x, mask)
+        context = sequence_context(x, mask, self.causal)
+        alpha = self.mixture_weights(context if self.causal else context.squeeze(1))
+        per_channel = x.transpose(1, 2).reshape(batch * channels, 1, length)
+        responses = conv1d_same(per_channel, self.kernel_bank.unsqueeze(1), causal=self.causal)
+        bank_responses = responses.view(batch, channels, self.num_kernels, length)
+        y = self.add_bias(mix_bank_responses(alpha, bank_responses))
+        return zero_padding(y.transpose(1, 2), mask)
+
+
+class DotProductKernelConv2d(_DotProductKernelConvNd):
+    """2-D convolution whose kernels are attention-weighted mixtures of a small kernel bank, per sample.
+
+    ``g = mean_{h,w} x[:, h, w]``, ``α[o, i, :] = softmax_m((q_in[i] ⊙ q_out[o] ⊙ FC(g)) · κ[m])``,
+    ``W[o, i] = Σ_m α[o, i, m] · K[m]``, ``y[o, h, w] = Σ_{i,k,l} W[o, i, k, l] · x̃[i, h + k, w + l] + b[o]``
+    with ``x̃`` zero-padded by ``ks - 1`` rows and columns, the larger half top and left.
+    ``FC: C_in → key_dim``.
+
+    Shape:
+        x: (B, C_in, H, W) → (B, C_out, H, W)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        num_kernels: int = 4,
+        key_dim: int = 16,
+        bias: bool = True,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            num_kernels=num_kernels,
+            key_dim=key_dim,
+            bias=bias,
+            spatial_dims=2,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image(x, self.in_channels, type(self).__name__)
+        batch, channels, height, width = x.shape
+        alpha = self.mixture_weights(image_context(x))  # (B, C_out, C_in, M)
+        per_channel = x.reshape(batch * channels, 1, height, width)
+        responses = conv2d_same(per_channel, self.kernel_bank.unsqueeze(1))
+        bank_responses = responses.view(batch, channels, self.num_kernels, height * width)
+        y = self.add_bias(mix_bank_responses(alpha, bank_responses))
+        return y.view(batch, self.out_channels, height, width)

@@ -1,0 +1,63 @@
+"""SandGlass reduce convolution (many to one): a convolution over non-overlapping windows, length / ks."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sandglass.layers.masking import full_mask, zero_padding
+from sandglass.layers.shapes import check_sequence, require_positive
+
+
+def pad_to_windows(
+    x: torch.Tensor, mask: torch.Tensor | None, window: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero the padding of ``x`` and pad it at the end with masked-out zeros to a multiple of ``window``.
+
+    Shape:
+        x: (B, T, C), mask: (B, T) → (B, T', C), (B, T') with T' = ceil(T / window) · window
+    """
+    mask = full_mask(x) if mask is None else mask
+    extra = -x.shape[1] % window
+    x = F.pad(zero_padding(x, mask), (0, 0, 0, extra))
+    return x, F.pad(mask, (0, extra), value=False)
+
+
+def window_mask(mask: torch.Tensor, window: int) -> torch.Tensor:
+    """A window is real iff it holds a real position.
+
+    Shape:
+        mask: (B, N · window) → (B, N)
+    """
+    return mask.view(mask.shape[0], -1, window).any(dim=-1)
+
+
+class ReduceConv(nn.Module):
+    """SandGlass reduce convolution: one output per non-overlapping window of ``ks`` positions.
+
+        Y[i] = Σ_{k<ks} x[i·ks + k] · W[k] + b
+
+    Any length ``T``: the input is padded at the end with zeros to a multiple of ``ks``; an output window is
+    real iff it holds a real input position. Causal at the window level: output ``n`` sees only inputs
+    ``< (n+1)·ks``.
+
+    Shape:
+        x: (B, T, C_in), mask: (B, T) → y: (B, ceil(T / ks), C_out), y_mask: (B, ceil(T / ks))
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, bias: bool = True) -> None:
+        super().__init__()
+        require_positive("in_channels", in_channels)
+        require_positive("out_channels", out_channels)
+        require_positive("kernel_size", kernel_size)
+        self.in_channels = in_channels
+        self.kernel_size = kernel_size
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=kernel_size, bias=bias)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        check_sequence(x, mask, self.in_channels, type(self).__name__)
+        x, mask = pad_to_windows(x, mask, self.kernel_size)
+        y = self.conv(x.transpose(1, 2)).transpose(1, 2)
+        y_mask = window_mask(mask, self.kernel_size)
+        return zero_padding(y, y_mask), y_mask

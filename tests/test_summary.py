@@ -1,0 +1,54 @@
+import pytest
+import torch
+from torch import nn
+
+from sandglass.summary import summary
+
+
+class Tied(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(11, 4)
+        self.body = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 4))
+        self.head = nn.Linear(4, 11, bias=False)
+        self.head.weight = self.embed.weight
+        self.scale = nn.Parameter(torch.ones(1))
+        self.unused = nn.Linear(2, 2)
+        self.unused.bias.requires_grad_(False)
+
+    def forward(self, tokens):
+        return self.head(self.body(self.embed(tokens)) * self.scale)
+
+
+def test_totals_equal_the_parameter_count_and_rows_add_up():
+    model = Tied()
+    table = summary(model, torch.zeros(2, 5, dtype=torch.long))
+    assert table.total_params == sum(p.numel() for p in model.parameters())
+    assert sum(row.params for row in table.rows) == table.total_params
+    assert table.trainable_params == table.total_params - 2
+    assert table.non_trainable_params == 2
+
+
+def test_rows_follow_call_order_with_output_shapes():
+    table = summary(Tied(), torch.zeros(2, 5, dtype=torch.long))
+    by_name = {row.name: row for row in table.rows}
+    assert [row.name for row in table.rows][:5] == ["embed", "body.0", "body.1", "body.2", "head"]
+    assert by_name["body.0"].output_shape == "(2, 5, 6)"
+    assert by_name["head"].output_shape == "(2, 5, 11)"
+    assert by_name["head"].params == 0  # tied to the embedding, counted once
+    assert by_name["unused"].output_shape == "—"
+    assert by_name["tied"].params == 1  # the root's own parameter
+
+
+def test_text_rendering_lists_every_row_and_the_totals():
+    model = Tied()
+    text = str(summary(model, torch.zeros(1, 3, dtype=torch.long)))
+    assert "body.0 (Linear)" in text
+    assert f"Total params: {sum(p.numel() for p in model.parameters()):,}" in text
+
+
+def test_mode_is_restored_even_when_forward_fails():
+    model = Tied().train()
+    with pytest.raises(IndexError):
+        summary(model, torch.full((1, 2), 99, dtype=torch.long))
+    assert model.training
