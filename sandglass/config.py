@@ -73,7 +73,7 @@ class OriginalConfig:
     d_model: int = 128
     kernel_sizes: tuple[int, ...] = (4, 1)
     reduce_factors: tuple[int, ...] = (2, 2)
-    value_channels: int = 64
+    key_channels: int = 32
     center_hidden: int = 512
 
 
@@ -113,6 +113,7 @@ class TrainConfig:
     max_steps: int | None = None
     max_epochs: int | None = None
     max_time: float | None = None
+    log_every: int = 50
     validate_every: int = 500
     checkpoint_every: int = 500
     patience: int | None = 10
@@ -180,52 +181,70 @@ def _build(kind: type, raw: dict[str, Any], section: str) -> Any:
     return kind(**values)
 
 
-PRESETS: dict[str, ModelConfig] = {
-    "tiny": SandGlassConfig(
-        d_model=64,
-        encoder="C",
-        blocks_per_stage=1,
-        center="T",
-        output="T",
-        num_heads=2,
-        mirror_key_dim=16,
-        max_distance=32,
-        dropout=0.0,
+@dataclass(frozen=True)
+class Preset:
+    """A named model configuration and the training settings it is meant to be trained with."""
+
+    model: ModelConfig
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(
+        SandGlassConfig(
+            d_model=64,
+            encoder="C",
+            blocks_per_stage=1,
+            center="T",
+            output="T",
+            num_heads=2,
+            mirror_key_dim=16,
+            max_distance=32,
+            dropout=0.0,
+        ),
+        TrainConfig(max_tokens=2048, lr=3e-3, warmup_steps=100, validate_every=200, checkpoint_every=200),
     ),
-    "base": SandGlassConfig(),
-    "big": SandGlassConfig(
-        d_model=512,
-        encoder="C-C",
-        blocks_per_stage=3,
-        center="T-T-T-T",
-        output="T-T",
-        num_heads=8,
-        mirror_key_dim=128,
-        dropout=0.2,
+    "base": Preset(SandGlassConfig()),
+    "big": Preset(
+        SandGlassConfig(
+            d_model=512,
+            encoder="C-C",
+            blocks_per_stage=3,
+            center="T-T-T-T",
+            output="T-T",
+            num_heads=8,
+            mirror_key_dim=128,
+            dropout=0.2,
+        ),
+        TrainConfig(max_tokens=8192, lr=7e-4, warmup_steps=4000),
     ),
-    "original": OriginalConfig(),
-    "transformer-tiny": TransformerConfig(
-        d_model=64,
-        num_heads=2,
-        encoder_layers=1,
-        decoder_layers=1,
-        ffn_dim=128,
-        dropout=0.0,
+    "original": Preset(
+        OriginalConfig(),
+        TrainConfig(
+            max_tokens=2048,
+            lr=7e-4,
+            betas=(0.9, 0.999),
+            weight_decay=0.0,
+            warmup_steps=0,
+            schedule="constant",
+            clip_norm=1.0,
+        ),
     ),
-    "transformer-base": TransformerConfig(),
-    "transformer-big": TransformerConfig(
-        d_model=512,
-        num_heads=8,
-        encoder_layers=6,
-        decoder_layers=6,
-        ffn_dim=2048,
-        dropout=0.2,
+    "transformer-tiny": Preset(
+        TransformerConfig(d_model=64, num_heads=2, encoder_layers=1, decoder_layers=1, ffn_dim=128, dropout=0.0),
+        TrainConfig(max_tokens=2048, lr=3e-3, warmup_steps=100, validate_every=200, checkpoint_every=200),
+    ),
+    "transformer-base": Preset(TransformerConfig()),
+    "transformer-big": Preset(
+        TransformerConfig(d_model=512, num_heads=8, encoder_layers=6, decoder_layers=6, ffn_dim=2048, dropout=0.2),
+        TrainConfig(max_tokens=8192, lr=7e-4, warmup_steps=4000),
     ),
 }
 
 
-def preset(name: str) -> ModelConfig:
-    """A fresh copy of the named preset's model configuration."""
+def preset(name: str) -> Preset:
+    """A fresh copy of the named preset (its model and training configuration)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return dataclasses.replace(PRESETS[name])
+    chosen = PRESETS[name]
+    return Preset(dataclasses.replace(chosen.model), dataclasses.replace(chosen.train))

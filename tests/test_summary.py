@@ -52,3 +52,15 @@ def test_mode_is_restored_even_when_forward_fails():
     with pytest.raises(IndexError):
         summary(model, torch.full((1, 2), 99, dtype=torch.long))
     assert model.training
+
+
+def test_the_seed_augmented_conv_example_totals_5204_parameters_in_its_five_parts():
+    from sandglass.layers import AugmentedConv2d
+
+    model = nn.Sequential(
+        nn.Conv2d(10, 10, 3, padding=1),
+        AugmentedConv2d(10, 20, 5, dk=4, dv=4, num_heads=4, height=32, width=32),
+    )
+    table = summary(model, torch.ones(1, 10, 32, 32))
+    assert table.total_params == 5204 == sum(p.numel() for p in model.parameters())
+    assert [row.params for row in table.rows] == [910, 4016, 132, 63, 63, 20]

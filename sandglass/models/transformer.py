@@ -79,17 +79,13 @@ class MultiHeadAttention(nn.Module):
         is_causal: bool = False,
     ) -> torch.Tensor:
         queries = self.split_heads(self.query(query_input))
-        attended = F.scaled_dot_product_attention(
-            queries, keys, values, attn_mask=allowed, is_causal=is_causal
-        )
+        attended = F.scaled_dot_product_attention(queries, keys, values, attn_mask=allowed, is_causal=is_causal)
         return self.output(attended.transpose(1, 2).flatten(2))
 
 
 def feed_forward(d_model: int, ffn_dim: int, dropout: float) -> nn.Sequential:
     """Position-wise ``W_2 · relu(W_1 x + b_1) + b_2``."""
-    return nn.Sequential(
-        nn.Linear(d_model, ffn_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn_dim, d_model)
-    )
+    return nn.Sequential(nn.Linear(d_model, ffn_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn_dim, d_model))
 
 
 class EncoderLayer(nn.Module):
@@ -246,13 +242,9 @@ class Transformer(nn.Module):
         self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
         self.register_buffer("positions", sinusoidal_positions(max_length, d_model), persistent=False)
         self.dropout = nn.Dropout(dropout)
-        self.encoder = nn.ModuleList(
-            EncoderLayer(d_model, num_heads, ffn_dim, dropout) for _ in range(encoder_layers)
-        )
+        self.encoder = nn.ModuleList(EncoderLayer(d_model, num_heads, ffn_dim, dropout) for _ in range(encoder_layers))
         self.encoder_norm = nn.LayerNorm(d_model)
-        self.decoder = nn.ModuleList(
-            DecoderLayer(d_model, num_heads, ffn_dim, dropout) for _ in range(decoder_layers)
-        )
+        self.decoder = nn.ModuleList(DecoderLayer(d_model, num_heads, ffn_dim, dropout) for _ in range(decoder_layers))
         self.decoder_norm = nn.LayerNorm(d_model)
         self.output_projection = None if tie_embeddings else nn.Linear(d_model, vocab_size, bias=False)
         self._reset_parameters()
@@ -317,9 +309,7 @@ class Transformer(nn.Module):
             tokens: (B,), memory: (B, S, d), src_mask: (B, S) → (B, V)
         """
         if tokens.dim() != 1:
-            raise ValueError(
-                f"Transformer.decode_step expects tokens of shape (B,), got {tuple(tokens.shape)}"
-            )
+            raise ValueError(f"Transformer.decode_step expects tokens of shape (B,), got {tuple(tokens.shape)}")
         self._check_memory(memory, src_mask, batch=tokens.shape[0])
         if len(cache.layers) != len(self.decoder):
             raise ValueError(f"cache has {len(cache.layers)} layers, the decoder {len(self.decoder)}")

@@ -1,0 +1,165 @@
+"""SandGlass: a one-pass convolutional translator (DESIGN.md §4).
+
+    tokens ─ embed ─ [stage blocks] ─ reduce ─ … ─ [center] ─ expand ─ mirror ─ [blocks] ─ … ─ ×u ─ [blocks] ─ CTC
+
+Each encoder stage ends by splitting its output into a value part, which goes on to the reduce layer, and a key
+part kept for the mirrored decoder stage, whose ``MirrorAttention`` reads the encoder's values by matching keys.
+The output is ``u`` times longer than the source and trained with CTC, so no decoder input is needed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sandglass.config import SandGlassConfig
+from sandglass.layers import ExpandConv, MirrorAttention, ReduceAttention, ReduceConv
+from sandglass.layers.masking import zero_padding
+from sandglass.layers.shapes import require_positive
+from sandglass.models.blocks import BlockStack, make_block, parse_spec
+from sandglass.models.transformer import sinusoidal_positions
+
+
+@dataclass
+class SandGlassOutput:
+    """Per-position log-probabilities of the upsampled output and its mask.
+
+    Shape:
+        log_probs: (B, u·S, V), mask: (B, u·S)
+    """
+
+    log_probs: torch.Tensor
+    mask: torch.Tensor
+
+
+class EncoderStage(nn.Module):
+    """Blocks, then a split into value (continues) and key (kept for the mirror), then a reduce by ``factor``."""
+
+    def __init__(self, blocks: BlockStack, dim: int, key_dim: int, reduce: str, factor: int) -> None:
+        super().__init__()
+        self.blocks = blocks
+        self.to_value_key = nn.Linear(dim, dim + key_dim)
+        self.reduce = ReduceAttention(factor) if reduce == "attention" else ReduceConv(dim, dim, factor)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns the reduced values, their mask, and the full value+key output for the mirror."""
+        value_key = zero_padding(self.to_value_key(self.blocks(x, mask)), mask)
+        value = value_key[..., : x.shape[-1]]
+        reduced, reduced_mask = self.reduce(value, mask)
+        return reduced, reduced_mask, value_key
+
+
+class DecoderStage(nn.Module):
+    """Expand by ``factor``, attend to the mirrored encoder stage, merge back to ``dim``, then blocks."""
+
+    def __init__(self, blocks: BlockStack, dim: int, key_dim: int, factor: int) -> None:
+        super().__init__()
+        self.expand = ExpandConv(dim, dim, factor)
+        self.to_value_key = nn.Linear(dim, dim + key_dim)
+        self.mirror = MirrorAttention(dim, scaled=True)
+        self.merge = nn.Linear(2 * dim, dim)
+        self.blocks = blocks
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, encoder_value_key: torch.Tensor, encoder_mask: torch.Tensor):
+        expanded, _ = self.expand(x, mask)
+        length = encoder_value_key.shape[1]
+        expanded = expanded[:, :length]
+        value_key = self.to_value_key(expanded)
+        attended = self.mirror(value_key, encoder_value_key, encoder_mask, encoder_mask)
+        merged = zero_padding(self.merge(attended), encoder_mask)
+        return self.blocks(merged, encoder_mask)
+
+
+class SandGlass(nn.Module):
+    """The non-autoregressive SandGlass translator; ``forward`` gives the whole output in one pass.
+
+    Shape:
+        src: (B, S) long, src_mask: (B, S) bool → SandGlassOutput(log_probs (B, u·S, V), mask (B, u·S))
+    """
+
+    def __init__(self, vocab_size: int, config: SandGlassConfig, *, pad_id: int = 0, blank_id: int = 0) -> None:
+        super().__init__()
+        require_positive("vocab_size", vocab_size)
+        for name in ("d_model", "reduce_factor", "upsample", "kernel_size", "num_heads", "max_length"):
+            require_positive(name, getattr(config, name))
+        if config.reduce not in ("conv", "attention"):
+            raise ValueError(f"reduce must be 'conv' or 'attention', got {config.reduce!r}")
+        self.config = config
+        self.pad_id = pad_id
+        self.blank_id = blank_id
+        self.max_length = config.max_length
+        dim = config.d_model
+
+        def stack(letters: list[str], count: int = 1) -> BlockStack:
+            return BlockStack(
+                [
+                    make_block(
+                        letter,
+                        dim,
+                        kernel_size=config.kernel_size,
+                        num_heads=config.num_heads,
+                        ffn_ratio=config.ffn_ratio,
+                        max_distance=config.max_distance,
+                        dropout=config.dropout,
+                    )
+                    for letter in letters
+                    for _ in range(count)
+                ]
+            )
+
+        stage_letters = parse_spec(config.encoder, "encoder")
+        self.embed = nn.Embedding(vocab_size, dim, padding_idx=pad_id)
+        self.register_buffer("positions", sinusoidal_positions(config.max_length, dim), persistent=False)
+        self.dropout = nn.Dropout(config.dropout)
+        self.encoder = nn.ModuleList(
+            EncoderStage(
+                stack([letter], config.blocks_per_stage),
+                dim,
+                config.mirror_key_dim,
+                config.reduce,
+                config.reduce_factor,
+            )
+            for letter in stage_letters
+        )
+        self.center = stack(parse_spec(config.center, "center"))
+        # The decoder mirrors the encoder; a conv stage is mirrored by reverse convolutions.
+        self.decoder = nn.ModuleList(
+            DecoderStage(
+                stack(["R" if letter == "C" else letter], config.blocks_per_stage),
+                dim,
+                config.mirror_key_dim,
+                config.reduce_factor,
+            )
+            for letter in reversed(stage_letters)
+        )
+        self.upsample = ExpandConv(dim, dim, config.upsample)
+        self.output = stack(parse_spec(config.output, "output"))
+        self.final_norm = nn.LayerNorm(dim)
+
+    def forward(self, src: torch.Tensor, src_mask: torch.Tensor) -> SandGlassOutput:
+        if src.dim() != 2 or src_mask.shape != src.shape:
+            raise ValueError(
+                f"expected src and src_mask of shape (B, S), got {tuple(src.shape)}, {tuple(src_mask.shape)}"
+            )
+        if src.shape[1] > self.max_length:
+            raise ValueError(f"source length {src.shape[1]} exceeds the model's max_length {self.max_length}")
+        x = self.embed(src) * math.sqrt(self.config.d_model) + self.positions[: src.shape[1]]
+        x = zero_padding(self.dropout(x), src_mask)
+        mask = src_mask
+        mirrors = []
+        for stage in self.encoder:
+            reduced, reduced_mask, value_key = stage(x, mask)
+            mirrors.append((value_key, mask))
+            x, mask = reduced, reduced_mask
+        x = self.center(x, mask)
+        for stage, (value_key, stage_mask) in zip(self.decoder, reversed(mirrors), strict=True):
+            x = stage(x, mask, value_key, stage_mask)
+            mask = stage_mask
+        x, mask = self.upsample(x, mask)
+        x = self.final_norm(self.output(x, mask))
+        logits = F.linear(x, self.embed.weight)
+        return SandGlassOutput(F.log_softmax(logits.float(), dim=-1), mask)
