@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sandglass.layers.masking import attention_mask, zero_padding
+from sandglass.layers.padding import same_padding, same_padding_2d
 from sandglass.layers.relative_logits import RelativeEmbedding
 from sandglass.layers.shapes import check_image, check_sequence, require_divisible, require_positive
 
@@ -33,9 +34,7 @@ def _check_conv_sizes(in_channels: int, filters: int, kernel_size: int, dv: int)
     require_positive("filters", filters)
     require_positive("kernel_size", kernel_size)
     if dv >= filters:
-        raise ValueError(
-            f"dv ({dv}) must be smaller than filters ({filters}): the conv branch makes filters - dv"
-        )
+        raise ValueError(f"dv ({dv}) must be smaller than filters ({filters}): the conv branch makes filters - dv")
 
 
 def _require_extent(name: str, value: int | None) -> None:
@@ -208,8 +207,7 @@ class AugmentedConv(nn.Module):
         super().__init__()
         _check_conv_sizes(in_channels, filters, kernel_size, dv)
         self.in_channels, self.filters, self.causal = in_channels, filters, causal
-        self.pad_front = kernel_size - 1 if causal else kernel_size // 2
-        self.pad_back = kernel_size - 1 - self.pad_front
+        self.pad_front, self.pad_back = same_padding(kernel_size, causal)
         self.conv = nn.Conv1d(in_channels, filters - dv, kernel_size)
         self.attention = AugmentedAttention(
             in_channels,
@@ -256,8 +254,7 @@ class AugmentedConv2d(nn.Module):
         super().__init__()
         _check_conv_sizes(in_channels, filters, kernel_size, dv)
         self.in_channels, self.filters = in_channels, filters
-        front, back = kernel_size // 2, (kernel_size - 1) // 2
-        self.padding = (front, back, front, back)  # F.pad order: left, right, top, bottom
+        self.padding = same_padding_2d(kernel_size)
         self.conv = nn.Conv2d(in_channels, filters - dv, kernel_size)
         self.attention = AugmentedAttention2d(
             in_channels, dk=dk, dv=dv, num_heads=num_heads, relative=relative, height=height, width=width

@@ -50,9 +50,7 @@ class MaskedBatchNorm1d(nn.Module):
         y = (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
         return zero_padding(y, mask)
 
-    def _batch_statistics(
-        self, x: torch.Tensor, mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch_statistics(self, x: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel mean and biased variance over the real positions; updates the running statistics."""
         real = torch.ones_like(x[..., :1]) if mask is None else mask.to(x.dtype).unsqueeze(-1)
         count = real.sum().clamp(min=1.0)

@@ -10,15 +10,36 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from sandglass.layers.masking import causal_mean, masked_mean
+from sandglass.layers.padding import same_padding, same_padding_2d
+from sandglass.layers.shapes import require_positive
 
 
-def same_padding(kernel_size: int, causal: bool = False) -> tuple[int, int]:
-    """``(front, back)`` zero padding that keeps the length: the larger half of ``ks - 1`` in front."""
-    total = kernel_size - 1
-    front = total if causal else total - total // 2
-    return front, total - front
+class ContextConvBase(nn.Module):
+    """Sizes shared by the context-dependent convolutions, each checked to be a positive integer.
+
+    ``in_channels``, ``out_channels`` and ``kernel_size`` are checked and kept, then the layer's own ``settings``
+    (checked only), in the order given. ``spatial_dims`` (1 or 2) is set by each concrete layer class.
+    """
+
+    spatial_dims: int
+    bias: nn.Parameter | None
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, **settings: int) -> None:
+        super().__init__()
+        sizes = {"in_channels": in_channels, "out_channels": out_channels, "kernel_size": kernel_size}
+        for name, value in {**sizes, **settings}.items():
+            require_positive(name, value)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.kernel_shape = (kernel_size,) * self.spatial_dims
+
+    def extra_repr(self) -> str:
+        has_bias = self.bias is not None
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, bias={has_bias}"
 
 
 def conv1d_same(x: torch.Tensor, weight: torch.Tensor, *, causal: bool = False) -> torch.Tensor:
@@ -36,8 +57,7 @@ def conv2d_same(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     Shape:
         x: (B, C_in, H, W), weight: (C_out, C_in, ks, ks) → (B, C_out, H, W)
     """
-    front, back = same_padding(weight.shape[-1])
-    return F.conv2d(F.pad(x, (front, back, front, back)), weight)
+    return F.conv2d(F.pad(x, same_padding_2d(weight.shape[-1])), weight)
 
 
 def sequence_context(x: torch.Tensor, mask: torch.Tensor | None, causal: bool) -> torch.Tensor:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sandglass.layers.masking import zero_padding
+from sandglass.layers.padding import same_padding
 from sandglass.layers.shapes import check_sequence, require_divisible, require_positive
 
 
@@ -22,12 +23,27 @@ def check_kernel_sizes(kernel_sizes: int | Sequence[int]) -> tuple[int, ...]:
     return sizes
 
 
-def front_padding(kernel_size: int, causal: bool) -> int:
-    """Zeros put in front by a same-length convolution: the larger half of ``ks - 1``, or all when causal."""
-    return kernel_size - 1 if causal else kernel_size // 2
+class ConvBanksBase(nn.Module):
+    """Sizes shared by :class:`Conv` and :class:`ReverseConv`: parallel banks, one per kernel size.
+
+    ``in_channels`` and ``out_channels`` must be positive integers and ``kernel_sizes`` a non-empty sequence of
+    them (or one integer); the checked sizes and ``causal`` are kept.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_sizes: int | Sequence[int], causal: bool) -> None:
+        super().__init__()
+        require_positive("in_channels", in_channels)
+        require_positive("out_channels", out_channels)
+        self.kernel_sizes = check_kernel_sizes(kernel_sizes)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.causal = causal
+
+    def extra_repr(self) -> str:
+        return f"kernel_sizes={self.kernel_sizes}, causal={self.causal}"
 
 
-class Conv(nn.Module):
+class Conv(ConvBanksBase):
     """SandGlass convolution: parallel same-length convolution banks, outputs concatenated along channels.
 
     Each bank (one per kernel size ``ks``, like Inception branches) makes ``C_out / len(kernel_sizes)``
@@ -53,28 +69,17 @@ class Conv(nn.Module):
         causal: bool = False,
         bias: bool = True,
     ) -> None:
-        super().__init__()
-        require_positive("in_channels", in_channels)
-        require_positive("out_channels", out_channels)
-        self.kernel_sizes = check_kernel_sizes(kernel_sizes)
+        super().__init__(in_channels, out_channels, kernel_sizes, causal)
         require_divisible("out_channels", out_channels, "the number of kernel_sizes", len(self.kernel_sizes))
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.causal = causal
         bank_channels = out_channels // len(self.kernel_sizes)
-        self.banks = nn.ModuleList(
-            nn.Conv1d(in_channels, bank_channels, size, bias=bias) for size in self.kernel_sizes
-        )
+        self.banks = nn.ModuleList(nn.Conv1d(in_channels, bank_channels, size, bias=bias) for size in self.kernel_sizes)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_sequence(x, mask, self.in_channels, type(self).__name__)
         x = zero_padding(x, mask).transpose(1, 2)
-        outputs = []
-        for bank, size in zip(self.banks, self.kernel_sizes, strict=True):
-            front = front_padding(size, self.causal)
-            outputs.append(bank(F.pad(x, (front, size - 1 - front))))
+        outputs = [
+            bank(F.pad(x, same_padding(size, self.causal)))
+            for bank, size in zip(self.banks, self.kernel_sizes, strict=True)
+        ]
         y = torch.cat(outputs, dim=1).transpose(1, 2)
         return zero_padding(y, mask)
-
-    def extra_repr(self) -> str:
-        return f"kernel_sizes={self.kernel_sizes}, causal={self.causal}"

@@ -19,9 +19,9 @@ import math
 import torch
 from torch import nn
 
-from sandglass.layers.context_conv import conv1d_same, conv2d_same, image_context, sequence_context
+from sandglass.layers.context_conv import ContextConvBase, conv1d_same, conv2d_same, image_context, sequence_context
 from sandglass.layers.masking import zero_padding
-from sandglass.layers.shapes import check_image, check_sequence, require_positive
+from sandglass.layers.shapes import check_image, check_sequence
 
 
 def mix_bank_responses(alpha: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
@@ -35,8 +35,11 @@ def mix_bank_responses(alpha: torch.Tensor, responses: torch.Tensor) -> torch.Te
     return torch.einsum("bpoim,bimp->bop", alpha, responses)
 
 
-class _DotProductKernelConvNd(nn.Module):
-    """Parameters and mixture weights shared by the 1-D and 2-D layers."""
+class _DotProductKernelConvNd(ContextConvBase):
+    """Parameters and mixture weights shared by the 1-D and 2-D layers.
+
+    The constructor is the 2-D layer's; the 1-D layer adds ``causal``.
+    """
 
     def __init__(
         self,
@@ -44,29 +47,15 @@ class _DotProductKernelConvNd(nn.Module):
         out_channels: int,
         kernel_size: int,
         *,
-        num_kernels: int,
-        key_dim: int,
-        bias: bool,
-        spatial_dims: int,
+        num_kernels: int = 4,
+        key_dim: int = 16,
+        bias: bool = True,
     ) -> None:
-        super().__init__()
-        for name, value in [
-            ("in_channels", in_channels),
-            ("out_channels", out_channels),
-            ("kernel_size", kernel_size),
-            ("num_kernels", num_kernels),
-            ("key_dim", key_dim),
-        ]:
-            require_positive(name, value)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = kernel_size
+        super().__init__(in_channels, out_channels, kernel_size, num_kernels=num_kernels, key_dim=key_dim)
         self.num_kernels = num_kernels
-        bound = 1.0 / math.sqrt(in_channels * kernel_size**spatial_dims)  # nn.Conv's default range
+        bound = 1.0 / math.sqrt(in_channels * kernel_size**self.spatial_dims)  # nn.Conv's default range
 
-        self.kernel_bank = nn.Parameter(
-            torch.empty(num_kernels, *(kernel_size,) * spatial_dims).uniform_(-bound, bound)
-        )
+        self.kernel_bank = nn.Parameter(torch.empty(num_kernels, *self.kernel_shape).uniform_(-bound, bound))
         self.bank_keys = nn.Parameter(torch.randn(num_kernels, key_dim) / math.sqrt(key_dim))
         self.in_queries = nn.Parameter(torch.randn(in_channels, key_dim))
         self.out_queries = nn.Parameter(torch.randn(out_channels, key_dim))
@@ -115,6 +104,8 @@ class DotProductKernelConv(_DotProductKernelConvNd):
         x: (B, T, C_in), mask: (B, T) or None → (B, T, C_out), zero at padding
     """
 
+    spatial_dims = 1
+
     def __init__(
         self,
         in_channels: int,
@@ -126,15 +117,7 @@ class DotProductKernelConv(_DotProductKernelConvNd):
         causal: bool = False,
         bias: bool = True,
     ) -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,
-            num_kernels=num_kernels,
-            key_dim=key_dim,
-            bias=bias,
-            spatial_dims=1,
-        )
+        super().__init__(in_channels, out_channels, kernel_size, num_kernels=num_kernels, key_dim=key_dim, bias=bias)
         self.causal = causal
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -162,25 +145,7 @@ class DotProductKernelConv2d(_DotProductKernelConvNd):
         x: (B, C_in, H, W) → (B, C_out, H, W)
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        *,
-        num_kernels: int = 4,
-        key_dim: int = 16,
-        bias: bool = True,
-    ) -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,
-            num_kernels=num_kernels,
-            key_dim=key_dim,
-            bias=bias,
-            spatial_dims=2,
-        )
+    spatial_dims = 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image(x, self.in_channels, type(self).__name__)

@@ -6,10 +6,11 @@ import torch
 from torch import nn
 
 from sandglass.layers.masking import full_mask, zero_padding
-from sandglass.layers.shapes import check_sequence, require_positive
+from sandglass.layers.reduce_conv import WindowConvBase
+from sandglass.layers.shapes import check_sequence
 
 
-class ExpandConv(nn.Module):
+class ExpandConv(WindowConvBase):
     """SandGlass expand convolution: every input position writes its own ``ks`` output positions.
 
         Y[i·ks + k] = x[i] · W[k] + b
@@ -21,14 +22,7 @@ class ExpandConv(nn.Module):
         x: (B, T, C_in), mask: (B, T) → y: (B, T·ks, C_out), y_mask: (B, T·ks)
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, bias: bool = True) -> None:
-        super().__init__()
-        require_positive("in_channels", in_channels)
-        require_positive("out_channels", out_channels)
-        require_positive("kernel_size", kernel_size)
-        self.in_channels = in_channels
-        self.kernel_size = kernel_size
-        self.conv = nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride=kernel_size, bias=bias)
+    conv_type = nn.ConvTranspose1d
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         check_sequence(x, mask, self.in_channels, type(self).__name__)

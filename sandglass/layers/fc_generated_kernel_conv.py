@@ -20,13 +20,16 @@ import math
 import torch
 from torch import nn
 
-from sandglass.layers.context_conv import conv1d_same, conv2d_same, image_context, sequence_context
+from sandglass.layers.context_conv import ContextConvBase, conv1d_same, conv2d_same, image_context, sequence_context
 from sandglass.layers.masking import zero_padding
-from sandglass.layers.shapes import check_image, check_sequence, require_positive
+from sandglass.layers.shapes import check_image, check_sequence
 
 
-class _FCGeneratedKernelConvNd(nn.Module):
-    """Parameters and the generated-kernel mixing shared by the 1-D and 2-D layers."""
+class _FCGeneratedKernelConvNd(ContextConvBase):
+    """Parameters and the generated-kernel mixing shared by the 1-D and 2-D layers.
+
+    The constructor is the 2-D layer's; the 1-D layer adds ``causal``.
+    """
 
     def __init__(
         self,
@@ -34,25 +37,12 @@ class _FCGeneratedKernelConvNd(nn.Module):
         out_channels: int,
         kernel_size: int,
         *,
-        embed_dim: int,
-        hidden: int,
-        bias: bool,
-        spatial_dims: int,
+        embed_dim: int = 16,
+        hidden: int = 32,
+        bias: bool = True,
     ) -> None:
-        super().__init__()
-        for name, value in [
-            ("in_channels", in_channels),
-            ("out_channels", out_channels),
-            ("kernel_size", kernel_size),
-            ("embed_dim", embed_dim),
-            ("hidden", hidden),
-        ]:
-            require_positive(name, value)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = kernel_size
-        self.kernel_shape = (kernel_size,) * spatial_dims
-        fan_in = in_channels * kernel_size**spatial_dims
+        super().__init__(in_channels, out_channels, kernel_size, embed_dim=embed_dim, hidden=hidden)
+        fan_in = in_channels * kernel_size**self.spatial_dims
 
         self.kernel_embeddings = nn.Parameter(torch.randn(out_channels, embed_dim))
         self.context_gate = nn.Linear(in_channels, hidden)  # A
@@ -85,10 +75,6 @@ class _FCGeneratedKernelConvNd(nn.Module):
         y = (gates * responses[..., :-1]) @ codes.T + responses[..., -1:]
         return y if self.bias is None else y + self.bias
 
-    def extra_repr(self) -> str:
-        has_bias = self.bias is not None
-        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, bias={has_bias}"
-
 
 class FCGeneratedKernelConv(_FCGeneratedKernelConvNd):
     """1-D convolution whose kernels are generated per sample from a global context and kernel embeddings.
@@ -103,6 +89,8 @@ class FCGeneratedKernelConv(_FCGeneratedKernelConvNd):
         x: (B, T, C_in), mask: (B, T) or None → (B, T, C_out), zero at padding
     """
 
+    spatial_dims = 1
+
     def __init__(
         self,
         in_channels: int,
@@ -114,15 +102,7 @@ class FCGeneratedKernelConv(_FCGeneratedKernelConvNd):
         causal: bool = False,
         bias: bool = True,
     ) -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,
-            embed_dim=embed_dim,
-            hidden=hidden,
-            bias=bias,
-            spatial_dims=1,
-        )
+        super().__init__(in_channels, out_channels, kernel_size, embed_dim=embed_dim, hidden=hidden, bias=bias)
         self.causal = causal
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -145,25 +125,7 @@ class FCGeneratedKernelConv2d(_FCGeneratedKernelConvNd):
         x: (B, C_in, H, W) → (B, C_out, H, W)
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        *,
-        embed_dim: int = 16,
-        hidden: int = 32,
-        bias: bool = True,
-    ) -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,
-            embed_dim=embed_dim,
-            hidden=hidden,
-            bias=bias,
-            spatial_dims=2,
-        )
+    spatial_dims = 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image(x, self.in_channels, type(self).__name__)

@@ -17,35 +17,24 @@ import math
 import torch
 from torch import nn
 
-from sandglass.layers.context_conv import conv1d_same, conv2d_same, image_context, sequence_context
+from sandglass.layers.context_conv import ContextConvBase, conv1d_same, conv2d_same, image_context, sequence_context
 from sandglass.layers.masking import zero_padding
-from sandglass.layers.shapes import check_image, check_sequence, require_positive
+from sandglass.layers.shapes import check_image, check_sequence
 
 
-class _KernelWeightedConvNd(nn.Module):
-    """Parameters and kernel weights shared by the 1-D and 2-D layers."""
+class _KernelWeightedConvNd(ContextConvBase):
+    """Parameters and kernel weights shared by the 1-D and 2-D layers.
+
+    The constructor is the 2-D layer's; the 1-D layer adds ``causal``.
+    """
 
     def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        *,
-        reduction: int,
-        bias: bool,
-        spatial_dims: int,
+        self, in_channels: int, out_channels: int, kernel_size: int, *, reduction: int = 4, bias: bool = True
     ) -> None:
-        super().__init__()
-        require_positive("in_channels", in_channels)
-        require_positive("out_channels", out_channels)
-        require_positive("kernel_size", kernel_size)
-        require_positive("reduction", reduction)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = kernel_size
+        super().__init__(in_channels, out_channels, kernel_size, reduction=reduction)
         hidden = max(1, in_channels // reduction)
 
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *(kernel_size,) * spatial_dims))
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *self.kernel_shape))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.reduce = nn.Linear(in_channels, hidden)
         self.kernel_keys = nn.Parameter(torch.randn(out_channels, hidden) / math.sqrt(hidden))
@@ -58,10 +47,6 @@ class _KernelWeightedConvNd(nn.Module):
             context: (..., C_in) → (..., C_out)
         """
         return torch.sigmoid(self.reduce(context) @ self.kernel_keys.T)
-
-    def extra_repr(self) -> str:
-        has_bias = self.bias is not None
-        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, bias={has_bias}"
 
 
 class KernelWeightedConv(_KernelWeightedConvNd):
@@ -76,6 +61,8 @@ class KernelWeightedConv(_KernelWeightedConvNd):
         x: (B, T, C_in), mask: (B, T) or None → (B, T, C_out), zero at padding
     """
 
+    spatial_dims = 1
+
     def __init__(
         self,
         in_channels: int,
@@ -86,9 +73,7 @@ class KernelWeightedConv(_KernelWeightedConvNd):
         causal: bool = False,
         bias: bool = True,
     ) -> None:
-        super().__init__(
-            in_channels, out_channels, kernel_size, reduction=reduction, bias=bias, spatial_dims=1
-        )
+        super().__init__(in_channels, out_channels, kernel_size, reduction=reduction, bias=bias)
         self.causal = causal
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -113,12 +98,7 @@ class KernelWeightedConv2d(_KernelWeightedConvNd):
         x: (B, C_in, H, W) → (B, C_out, H, W)
     """
 
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, *, reduction: int = 4, bias: bool = True
-    ) -> None:
-        super().__init__(
-            in_channels, out_channels, kernel_size, reduction=reduction, bias=bias, spatial_dims=2
-        )
+    spatial_dims = 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image(x, self.in_channels, type(self).__name__)

@@ -7,14 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from sandglass.layers.masking import zero_padding
+from sandglass.layers.padding import same_padding, same_padding_2d
 from sandglass.layers.shapes import check_image, check_sequence, require_positive
 from sandglass.layers.squeeze_excitation import SqueezeExcitation, SqueezeExcitation2d
-
-
-def same_padding(kernel_size: int) -> tuple[int, int]:
-    """``(front, back)`` padding that keeps the length of a stride-1 convolution, the larger half in front."""
-    total = kernel_size - 1
-    return total - total // 2, total // 2
 
 
 def se_hidden_channels(channels: int, se_ratio: float) -> int:
@@ -54,7 +49,7 @@ class MBConv(nn.Module):
         hidden = channels * expand_ratio
         self.channels = channels
         self.causal = causal
-        self.padding = (kernel_size - 1, 0) if causal else same_padding(kernel_size)
+        self.padding = same_padding(kernel_size, causal)
         self.norm = nn.LayerNorm(channels)
         self.expand = nn.Linear(channels, hidden)
         self.depthwise = nn.Conv1d(hidden, hidden, kernel_size, groups=hidden)
@@ -106,8 +101,7 @@ class MBConv2d(nn.Module):
         require_positive("stride", stride)
         hidden = channels * expand_ratio
         self.channels = channels
-        front, back = same_padding(kernel_size)
-        self.padding = (front, back, front, back)
+        self.padding = same_padding_2d(kernel_size)
         self.norm = nn.BatchNorm2d(channels)
         self.expand = nn.Conv2d(channels, hidden, 1)
         self.depthwise = nn.Conv2d(hidden, hidden, kernel_size, stride=stride, groups=hidden)

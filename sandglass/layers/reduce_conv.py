@@ -10,9 +10,7 @@ from sandglass.layers.masking import full_mask, zero_padding
 from sandglass.layers.shapes import check_sequence, require_positive
 
 
-def pad_to_windows(
-    x: torch.Tensor, mask: torch.Tensor | None, window: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_to_windows(x: torch.Tensor, mask: torch.Tensor | None, window: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Zero the padding of ``x`` and pad it at the end with masked-out zeros to a multiple of ``window``.
 
     Shape:
@@ -33,7 +31,26 @@ def window_mask(mask: torch.Tensor, window: int) -> torch.Tensor:
     return mask.view(mask.shape[0], -1, window).any(dim=-1)
 
 
-class ReduceConv(nn.Module):
+class WindowConvBase(nn.Module):
+    """Sizes and weights shared by :class:`ReduceConv` and :class:`ExpandConv`: a ``conv_type`` with stride = ``ks``.
+
+    ``in_channels``, ``out_channels`` and ``kernel_size`` must be positive integers; ``conv_type`` is set by each
+    layer class (``nn.Conv1d`` to reduce, ``nn.ConvTranspose1d`` to expand).
+    """
+
+    conv_type: type[nn.Conv1d] | type[nn.ConvTranspose1d]
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, bias: bool = True) -> None:
+        super().__init__()
+        require_positive("in_channels", in_channels)
+        require_positive("out_channels", out_channels)
+        require_positive("kernel_size", kernel_size)
+        self.in_channels = in_channels
+        self.kernel_size = kernel_size
+        self.conv = self.conv_type(in_channels, out_channels, kernel_size, stride=kernel_size, bias=bias)
+
+
+class ReduceConv(WindowConvBase):
     """SandGlass reduce convolution: one output per non-overlapping window of ``ks`` positions.
 
         Y[i] = Σ_{k<ks} x[i·ks + k] · W[k] + b
@@ -46,14 +63,7 @@ class ReduceConv(nn.Module):
         x: (B, T, C_in), mask: (B, T) → y: (B, ceil(T / ks), C_out), y_mask: (B, ceil(T / ks))
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, bias: bool = True) -> None:
-        super().__init__()
-        require_positive("in_channels", in_channels)
-        require_positive("out_channels", out_channels)
-        require_positive("kernel_size", kernel_size)
-        self.in_channels = in_channels
-        self.kernel_size = kernel_size
-        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=kernel_size, bias=bias)
+    conv_type = nn.Conv1d
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         check_sequence(x, mask, self.in_channels, type(self).__name__)

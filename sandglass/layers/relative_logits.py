@@ -12,9 +12,7 @@ from torch import nn
 from sandglass.layers.shapes import require_positive
 
 
-def relative_index(
-    query_positions: torch.Tensor, key_positions: torch.Tensor, max_distance: int
-) -> torch.Tensor:
+def relative_index(query_positions: torch.Tensor, key_positions: torch.Tensor, max_distance: int) -> torch.Tensor:
     """Table row of each (query, key) pair: ``clip(p_j - p_i, ±(L-1)) + L - 1`` with ``L = max_distance``.
 
     Shape:
@@ -40,9 +38,7 @@ class RelativeEmbedding(nn.Module):
         self.max_distance = max_distance
         self.table = nn.Parameter(torch.randn(2 * max_distance - 1, head_channels) * head_channels**-0.5)
 
-    def forward(
-        self, q: torch.Tensor, query_positions: torch.Tensor, key_positions: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, q: torch.Tensor, query_positions: torch.Tensor, key_positions: torch.Tensor) -> torch.Tensor:
         # Score every query against every table row once, then pick the row of each (query, key) offset:
         # (B, Nh, N, 2L-1) memory instead of materializing a (N, S, d) embedding per pair.
         scores = q @ self.table.t()

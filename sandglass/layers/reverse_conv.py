@@ -7,12 +7,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sandglass.layers.conv import check_kernel_sizes, front_padding
+from sandglass.layers.conv import ConvBanksBase
 from sandglass.layers.masking import zero_padding
-from sandglass.layers.shapes import check_sequence, require_positive
+from sandglass.layers.padding import same_padding
+from sandglass.layers.shapes import check_sequence
 
 
-class ReverseConv(nn.Module):
+class ReverseConv(ConvBanksBase):
     """SandGlass reverse convolution: each input position scatters into ``ks`` output positions.
 
     Every bank (one per kernel size ``ks``) scatters, and the banks' outputs are summed:
@@ -39,13 +40,7 @@ class ReverseConv(nn.Module):
         causal: bool = False,
         bias: bool = True,
     ) -> None:
-        super().__init__()
-        require_positive("in_channels", in_channels)
-        require_positive("out_channels", out_channels)
-        self.kernel_sizes = check_kernel_sizes(kernel_sizes)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.causal = causal
+        super().__init__(in_channels, out_channels, kernel_sizes, causal)
         self.banks = nn.ModuleList(
             nn.ConvTranspose1d(in_channels, out_channels, size, bias=False) for size in self.kernel_sizes
         )
@@ -58,7 +53,7 @@ class ReverseConv(nn.Module):
         y = 0
         for bank, size in zip(self.banks, self.kernel_sizes, strict=True):
             # The full transposed output has T + ks - 1 positions; the layer's output j is its position j + p.
-            front = 0 if self.causal else front_padding(size, causal=False)
+            front = 0 if self.causal else same_padding(size)[0]
             y = y + bank(x)[..., front : front + length]
         y = y.transpose(1, 2)
         if self.bias is not None:
@@ -66,4 +61,4 @@ class ReverseConv(nn.Module):
         return zero_padding(y, mask)
 
     def extra_repr(self) -> str:
-        return f"kernel_sizes={self.kernel_sizes}, causal={self.causal}, bias={self.bias is not None}"
+        return f"{super().extra_repr()}, bias={self.bias is not None}"

@@ -174,9 +174,7 @@ def test_lengths_beyond_max_length_clip_the_offsets(causal):
 def test_attention_branch_matches_loop_2d(relative):
     layer = make_2d(relative=relative)
     x = torch.randn(2, IN_CHANNELS, 3, 4, dtype=torch.float64)
-    torch.testing.assert_close(
-        layer.attention(x), loop_attention_2d(layer.attention, x), atol=1e-10, rtol=1e-7
-    )
+    torch.testing.assert_close(layer.attention(x), loop_attention_2d(layer.attention, x), atol=1e-10, rtol=1e-7)
 
 
 @pytest.mark.parametrize("kernel_size", [3, 4])
@@ -234,9 +232,7 @@ def count(module: nn.Module) -> int:
 
 def test_seed_2d_example_parameter_counts():
     stem = nn.Conv2d(10, 10, 3, padding=1)
-    layer = AugmentedConv2d(
-        10, filters=20, kernel_size=5, dk=4, dv=4, num_heads=4, relative=True, height=32, width=32
-    )
+    layer = AugmentedConv2d(10, filters=20, kernel_size=5, dk=4, dv=4, num_heads=4, relative=True, height=32, width=32)
     assert count(stem) == 910
     assert count(layer.conv) == 4016
     assert count(layer.attention.qkv) == 132
@@ -248,9 +244,7 @@ def test_seed_2d_example_parameter_counts():
 
 
 def test_seed_1d_example_parameter_counts():
-    layer = AugmentedConv(
-        10, filters=20, kernel_size=5, dk=4, dv=4, num_heads=4, relative=True, max_length=32
-    )
+    layer = AugmentedConv(10, filters=20, kernel_size=5, dk=4, dv=4, num_heads=4, relative=True, max_length=32)
     assert layer.attention.relative.table.shape == (63, 1)
     assert count(layer.attention.relative) == 63
     assert count(layer.conv) == 816

@@ -52,9 +52,7 @@ def test_even_kernel_puts_the_larger_padding_half_in_front():
         layer.banks[0].weight.copy_(torch.tensor([[[1.0, 0.0]]]))
     x = torch.tensor([[[1.0], [2.0], [3.0]]], dtype=torch.float64)
     # p = 1: Y[i] = x[i-1] · W[0] + x[i] · W[1]
-    torch.testing.assert_close(
-        layer(x).detach().flatten(), torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)
-    )
+    torch.testing.assert_close(layer(x).detach().flatten(), torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64))
 
 
 def test_gradcheck():

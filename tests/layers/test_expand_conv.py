@@ -21,9 +21,7 @@ def expand_conv_loop(x: torch.Tensor, layer: ExpandConv) -> torch.Tensor:
         for i in range(length):
             for k in range(size):
                 for o in range(out_channels):
-                    y[b, i * size + k, o] = bias[o] + sum(
-                        x[b, i, c] * weight[c, o, k] for c in range(in_channels)
-                    )
+                    y[b, i * size + k, o] = bias[o] + sum(x[b, i, c] * weight[c, o, k] for c in range(in_channels))
     return y
 
 

@@ -57,9 +57,7 @@ def reference_mbconv(block, x, mask, kernel_size, causal):
 )
 def test_mbconv_matches_reference(kernel_size, causal, squeeze_excitation):
     block = randomize_(
-        MBConv(
-            4, kernel_size=kernel_size, expand_ratio=2, squeeze_excitation=squeeze_excitation, causal=causal
-        )
+        MBConv(4, kernel_size=kernel_size, expand_ratio=2, squeeze_excitation=squeeze_excitation, causal=causal)
     ).double()
     x, mask = padded_batch([6, 4, 2], 4)
     torch.testing.assert_close(
@@ -127,8 +125,7 @@ def reference_mbconv2d(block, x, kernel_size, stride):
     scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
     normed = (x - norm.running_mean[:, None, None]) * scale[:, None, None] + norm.bias[:, None, None]
     hidden = F.gelu(
-        torch.einsum("oc,bchw->bohw", block.expand.weight[:, :, 0, 0], normed)
-        + block.expand.bias[:, None, None]
+        torch.einsum("oc,bchw->bohw", block.expand.weight[:, :, 0, 0], normed) + block.expand.bias[:, None, None]
     )
     front = math.ceil((kernel_size - 1) / 2)
     out_h, out_w = math.ceil(height / stride), math.ceil(width / stride)
@@ -160,9 +157,7 @@ def test_mbconv2d_matches_reference(kernel_size, stride):
         block.norm.running_mean.normal_()
         block.norm.running_var.uniform_(0.5, 2.0)
     x = torch.randn(2, 3, 5, 7, dtype=torch.float64)
-    torch.testing.assert_close(
-        block(x), reference_mbconv2d(block, x, kernel_size, stride), atol=1e-5, rtol=1e-5
-    )
+    torch.testing.assert_close(block(x), reference_mbconv2d(block, x, kernel_size, stride), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("stride", [1, 2])

@@ -45,12 +45,8 @@ def test_matches_the_direct_loop(scaled):
     decoder, decoder_mask = padded_batch([4, 6], 5, seed=1)
     encoder, encoder_mask = padded_batch([3, 2], 5, seed=2)
     layer = MirrorAttention(VALUE_CHANNELS, scaled=scaled)
-    expected = mirror_attention_loop(
-        decoder, encoder, decoder_mask, encoder_mask, scaled=scaled, causal=False
-    )
-    torch.testing.assert_close(
-        layer(decoder, encoder, decoder_mask, encoder_mask), expected, atol=1e-5, rtol=1e-5
-    )
+    expected = mirror_attention_loop(decoder, encoder, decoder_mask, encoder_mask, scaled=scaled, causal=False)
+    torch.testing.assert_close(layer(decoder, encoder, decoder_mask, encoder_mask), expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("scaled", [False, True])
@@ -86,9 +82,7 @@ def test_no_real_encoder_key_gives_zero_context_and_no_nan():
 def test_gradcheck():
     decoder, decoder_mask = padded_batch([3, 2], 4, seed=1)
     encoder, encoder_mask = padded_batch([2, 4], 4, seed=2)
-    assert_gradcheck(
-        MirrorAttention(VALUE_CHANNELS, scaled=True), decoder, encoder, decoder_mask, encoder_mask
-    )
+    assert_gradcheck(MirrorAttention(VALUE_CHANNELS, scaled=True), decoder, encoder, decoder_mask, encoder_mask)
 
 
 @pytest.mark.parametrize("causal", [False, True])

@@ -178,8 +178,7 @@ def reference_attention_2d(layer, x):
                 for j, (yj, xj) in enumerate(pixels):
                     entry = (yi - yj + height - 1) * (2 * width - 1) + (xi - xj + width - 1)
                     logits.append(
-                        q[b, i, channels] @ k[b, j, channels] / math.sqrt(head_dim)
-                        + layer.relative_bias[h, entry]
+                        q[b, i, channels] @ k[b, j, channels] / math.sqrt(head_dim) + layer.relative_bias[h, entry]
                     )
                 weights = torch.softmax(torch.stack(logits), dim=0)
                 out[b, i, channels] = sum(weights[j] * v[b, j, channels] for j in range(len(pixels)))

@@ -23,9 +23,7 @@ def reference_block(block, x, mask):
 
 @pytest.mark.parametrize(("shaw", "causal"), [(False, False), (False, True), (True, False), (True, True)])
 def test_transformer_block_matches_reference(shaw, causal):
-    block = randomize_(
-        TransformerBlock(8, num_heads=2, ffn_ratio=2, max_distance=2, shaw=shaw, causal=causal)
-    )
+    block = randomize_(TransformerBlock(8, num_heads=2, ffn_ratio=2, max_distance=2, shaw=shaw, causal=causal))
     block = block.double()
     x, mask = padded_batch([6, 3], 8)
     torch.testing.assert_close(block(x, mask), reference_block(block, x, mask), atol=1e-5, rtol=1e-5)
@@ -33,9 +31,7 @@ def test_transformer_block_matches_reference(shaw, causal):
 
 @pytest.mark.parametrize(("shaw", "causal"), [(False, True), (True, False)])
 def test_transformer_block_gradcheck(shaw, causal):
-    block = randomize_(
-        TransformerBlock(4, num_heads=2, ffn_ratio=2, max_distance=2, shaw=shaw, causal=causal)
-    )
+    block = randomize_(TransformerBlock(4, num_heads=2, ffn_ratio=2, max_distance=2, shaw=shaw, causal=causal))
     x, mask = padded_batch([5, 3], 4)
     assert_gradcheck(block, x.clamp(max=3.0), mask)
 
