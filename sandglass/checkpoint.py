@@ -94,7 +94,13 @@ def load_weights(model: nn.Module, path: Path) -> None:
         raise CheckpointError(
             f"{path} is damaged or not a safetensors file ({error}); retrain or restore it"
         ) from error
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[-1].strip()
+        raise CheckpointError(
+            f"{path} does not fit this model ({first_line}); it belongs to another configuration"
+        ) from error
     tied = {name for name, _ in model.named_parameters(remove_duplicate=False)} - set(
         name for name, _ in model.named_parameters()
     )

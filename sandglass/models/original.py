@@ -47,7 +47,9 @@ class OriginalSandGlass(nn.Module):
         src: (B, S) long, S ≤ sequence_length → logits (B, L, V), L = sequence_length
     """
 
-    def __init__(self, vocab_size: int, config: OriginalConfig, *, pad_id: int = 0) -> None:
+    def __init__(
+        self, vocab_size: int, config: OriginalConfig, *, pad_id: int = 0, bos_id: int = 2, eos_id: int = 3
+    ) -> None:
         super().__init__()
         require_positive("vocab_size", vocab_size)
         require_positive("sequence_length", config.sequence_length)
@@ -56,6 +58,8 @@ class OriginalSandGlass(nn.Module):
         require_divisible("sequence_length", config.sequence_length, "the product of reduce_factors", window)
         self.config = config
         self.pad_id = pad_id
+        self.bos_id = bos_id
+        self.eos_id = eos_id
         self.sequence_length = config.sequence_length
         self.max_length = config.sequence_length
         dim, keys, banks = config.d_model, config.key_channels, config.kernel_sizes
@@ -111,13 +115,15 @@ class OriginalSandGlass(nn.Module):
 
     @torch.no_grad()
     def predict(self, src: torch.Tensor) -> list[list[int]]:
-        """Per-position argmax, cut at the first pad.
+        """Per-position argmax over the non-special symbols and pad, cut at the first pad.
 
         Shape:
             src: (B, S) → B lists of ids
         """
+        logits = self(src)
+        logits[..., [self.bos_id, self.eos_id]] = float("-inf")
         outputs = []
-        for row in self(src).argmax(dim=-1).tolist():
+        for row in logits.argmax(dim=-1).tolist():
             end = row.index(self.pad_id) if self.pad_id in row else len(row)
             outputs.append(row[:end])
         return outputs

@@ -81,7 +81,16 @@ class SandGlass(nn.Module):
         src: (B, S) long, src_mask: (B, S) bool → SandGlassOutput(log_probs (B, u·S, V), mask (B, u·S))
     """
 
-    def __init__(self, vocab_size: int, config: SandGlassConfig, *, pad_id: int = 0, blank_id: int = 0) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        config: SandGlassConfig,
+        *,
+        pad_id: int = 0,
+        blank_id: int = 0,
+        bos_id: int = 2,
+        eos_id: int = 3,
+    ) -> None:
         super().__init__()
         require_positive("vocab_size", vocab_size)
         for name in ("d_model", "reduce_factor", "upsample", "kernel_size", "num_heads", "max_length"):
@@ -91,6 +100,9 @@ class SandGlass(nn.Module):
         self.config = config
         self.pad_id = pad_id
         self.blank_id = blank_id
+        self.bos_id = bos_id
+        self.eos_id = eos_id
+        self.register_buffer("special_ids", torch.tensor([bos_id, eos_id]), persistent=False)
         self.max_length = config.max_length
         dim = config.d_model
 
@@ -162,4 +174,8 @@ class SandGlass(nn.Module):
         x, mask = self.upsample(x, mask)
         x = self.final_norm(self.output(x, mask))
         logits = F.linear(x, self.embed.weight)
-        return SandGlassOutput(F.log_softmax(logits.float(), dim=-1), mask)
+        # bos and eos never occur in CTC targets: they are not outputs of this model.
+        logits = logits.index_fill(-1, self.special_ids, -1e9)
+        # Half-precision logits are normalized in float32; float32/float64 keep their dtype.
+        dtype = torch.float32 if logits.dtype in (torch.float16, torch.bfloat16) else None
+        return SandGlassOutput(F.log_softmax(logits, dim=-1, dtype=dtype), mask)

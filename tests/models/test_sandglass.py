@@ -1,0 +1,179 @@
+import pytest
+import torch
+
+from sandglass.config import SandGlassConfig
+from sandglass.data.batching import collate
+from sandglass.decoding.ctc import ctc_greedy_decode
+from sandglass.inference import generate
+from sandglass.models.sandglass import SandGlass
+from sandglass.objective import compute_loss
+
+VOCAB = 13
+# Every block letter appears at least once, and both reduce layers are used.
+SPECS = [
+    dict(encoder="C-M", center="T", output="A", reduce="conv"),
+    dict(encoder="R-W", center="G", output="D", reduce="attention"),
+    dict(encoder="C-C", center="", output="", reduce="attention", reduce_factor=3, upsample=3),
+]
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    # Tiny convolutions run far faster on one thread when other processes share the CPU.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config(**overrides) -> SandGlassConfig:
+    settings = dict(
+        d_model=8,
+        encoder="C",
+        blocks_per_stage=1,
+        center="T",
+        output="C",
+        num_heads=2,
+        ffn_ratio=2,
+        max_distance=16,
+        mirror_key_dim=4,
+        dropout=0.0,
+        max_length=32,
+    )
+    settings.update(overrides)
+    return SandGlassConfig(**settings)
+
+
+def tiny_model(dtype: torch.dtype = torch.float64, seed: int = 0, **overrides) -> SandGlass:
+    torch.manual_seed(seed)
+    return SandGlass(VOCAB, tiny_config(**overrides)).to(dtype).eval()
+
+
+def token_batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random real tokens (ids 4..V-1); padding holds random ids too, so only the mask can hide it."""
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(4, VOCAB, (len(lengths), max(lengths)), generator=generator)
+    mask = torch.arange(max(lengths))[None, :] < torch.tensor(lengths)[:, None]
+    return tokens, mask
+
+
+@pytest.mark.parametrize("upsample", [1, 2, 3])
+def test_output_is_upsample_times_longer_with_its_mask(upsample):
+    model = tiny_model(upsample=upsample)
+    src, src_mask = token_batch([5, 2, 7])
+    output = model(src, src_mask)
+    assert output.log_probs.shape == (3, upsample * 7, VOCAB)
+    assert output.mask.dtype == torch.bool
+    expected_mask = torch.arange(upsample * 7)[None, :] < upsample * torch.tensor([[5], [2], [7]])
+    assert torch.equal(output.mask, expected_mask)
+    total = output.log_probs.double().logsumexp(dim=-1)
+    torch.testing.assert_close(total, torch.zeros_like(total), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec["encoder"] + "/" + spec["reduce"])
+def test_a_sentence_scores_the_same_alone_and_in_a_padded_batch(spec):
+    model = tiny_model(**spec)
+    upsample = model.config.upsample
+    lengths = [7, 3, 5, 1, 8]
+    src, src_mask = token_batch(lengths, seed=1)
+    batched = model(src, src_mask)
+    for index, length in enumerate(lengths):
+        alone = model(src[index : index + 1, :length], src_mask[index : index + 1, :length])
+        assert alone.log_probs.shape[1] == upsample * length
+        torch.testing.assert_close(batched.log_probs[index, : upsample * length], alone.log_probs[0], atol=1e-9, rtol=0)
+
+
+def test_log_probs_keep_the_model_dtype():
+    # A float64 model must give float64 log-probs, or float64 checks (gradcheck, 1e-9 tolerances) are
+    # silently done at float32 precision.
+    model = tiny_model(torch.float64)
+    src, src_mask = token_batch([4, 2])
+    assert model(src, src_mask).log_probs.dtype == torch.float64
+
+
+@pytest.mark.parametrize("length", [1, 3, 5, 7, 11])
+@pytest.mark.parametrize("factor", [2, 3])
+def test_odd_source_lengths(length, factor):
+    model = tiny_model(encoder="C-C", reduce_factor=factor, upsample=2)
+    src, src_mask = token_batch([length], seed=length)
+    output = model(src, src_mask)
+    assert output.log_probs.shape == (1, 2 * length, VOCAB)
+    assert output.mask.all()
+    assert torch.isfinite(output.log_probs).all()
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec["encoder"] + "/" + spec["reduce"])
+def test_gradients_reach_every_parameter(spec):
+    model = tiny_model(torch.float32, **spec).train()
+    src, src_mask = token_batch([6, 3, 5])
+    output = model(src, src_mask)
+    output.log_probs[output.mask].sum().backward()
+    unreached = [name for name, param in model.named_parameters() if param.grad is None]
+    assert not unreached, f"parameters without gradient: {unreached}"
+    zero = [name for name, param in model.named_parameters() if not param.grad.abs().sum() > 0]
+    assert not zero, f"parameters with an all-zero gradient: {zero}"
+
+
+@pytest.mark.parametrize("field", ["encoder", "center", "output"])
+def test_an_invalid_spec_letter_names_the_field(field):
+    with pytest.raises(ValueError, match=rf"{field} spec 'C-X'"):
+        tiny_model(**{field: "C-X"})
+
+
+@pytest.mark.parametrize("name", ["d_model", "reduce_factor", "upsample", "kernel_size", "num_heads", "max_length"])
+def test_non_positive_sizes_are_named(name):
+    with pytest.raises(ValueError, match=name):
+        tiny_model(**{name: 0})
+
+
+def test_invalid_reduce_and_vocab_are_named():
+    with pytest.raises(ValueError, match="reduce must be 'conv' or 'attention'"):
+        tiny_model(reduce="max")
+    with pytest.raises(ValueError, match="vocab_size"):
+        SandGlass(0, tiny_config())
+
+
+def test_a_source_longer_than_max_length_is_refused():
+    model = tiny_model(max_length=6)
+    src, src_mask = token_batch([7])
+    with pytest.raises(ValueError, match="max_length 6"):
+        model(src, src_mask)
+    model(src[:, :6], src_mask[:, :6])
+
+
+def test_wrong_input_shapes_are_refused():
+    model = tiny_model()
+    src, src_mask = token_batch([4, 3])
+    with pytest.raises(ValueError, match=r"\(B, S\)"):
+        model(src[0], src_mask[0])
+    with pytest.raises(ValueError, match=r"\(B, S\)"):
+        model(src, src_mask[:, :3])
+
+
+def test_ctc_greedy_decoding_gives_a_list_per_sentence():
+    model = tiny_model()
+    lengths = [5, 1, 3]
+    src, src_mask = token_batch(lengths)
+    output = model(src, src_mask)
+    decoded = ctc_greedy_decode(output.log_probs, output.mask, blank=model.blank_id)
+    assert len(decoded) == 3
+    for tokens, length in zip(decoded, lengths, strict=True):
+        assert all(isinstance(token, int) and token != model.blank_id for token in tokens)
+        assert len(tokens) <= model.config.upsample * length
+
+
+def test_a_tiny_sandglass_learns_to_copy():
+    torch.manual_seed(0)
+    pairs = [[4, 5, 6], [7, 8, 9, 10], [11, 4, 8], [6, 6, 9, 5, 7], [12]]
+    batch = collate(pairs, pairs, pad_id=0)
+    model = SandGlass(VOCAB, tiny_config(d_model=32, mirror_key_dim=8, max_length=16))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step in range(300):
+        model.train()
+        loss = compute_loss(model, batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 10 == 9 and generate(model.eval(), batch.src, batch.src_mask) == pairs:
+            break
+    assert generate(model.eval(), batch.src, batch.src_mask) == pairs
