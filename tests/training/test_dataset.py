@@ -1,0 +1,40 @@
+import pytest
+
+from sandglass.config import ConfigError, RunConfig, preset
+from sandglass.data.corpus import DataError, DataSplits, ParallelCorpus
+from sandglass.tokenizer import Tokenizer
+from sandglass.training.dataset import encode_split, for_task, require_budget, token_limit
+
+PAIRS = ParallelCorpus(["a b", "a b c d e", "c", "d e"], ["x", "y y", "z z z z", "x y"], "pairs")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return Tokenizer.train(PAIRS.source + PAIRS.target, vocab_size=20, model_type="word")
+
+
+def test_reconstruct_makes_every_target_its_source():
+    splits = for_task(DataSplits(PAIRS, PAIRS), "reconstruct")
+    assert splits.train.target == PAIRS.source and splits.valid.source == PAIRS.source
+    assert for_task(DataSplits(PAIRS, PAIRS), "translate").train.target == PAIRS.target
+    with pytest.raises(DataError, match="unknown task 'summarize'"):
+        for_task(DataSplits(PAIRS, PAIRS), "summarize")
+
+
+def test_pairs_longer_than_the_limit_on_either_side_are_dropped(tokenizer):
+    split = encode_split(PAIRS, tokenizer, max_length=2)
+    assert split.references == ["x", "x y"]
+    assert [len(ids) for ids in split.source_ids] == [2, 2]
+    with pytest.raises(DataError, match="no sentence pair has 1 to 0 tokens"):
+        encode_split(PAIRS, tokenizer, max_length=0)
+    with pytest.raises(ConfigError, match="train.max_tokens=1"):
+        require_budget(split, 1)
+
+
+def test_the_token_limit_respects_what_the_model_holds():
+    original = RunConfig(model=preset("original").model)
+    original.data.max_length = 100
+    assert token_limit(original) == original.model.sequence_length
+    transformer = RunConfig(model=preset("transformer-tiny").model)
+    transformer.data.max_length = 1000
+    assert token_limit(transformer) == transformer.model.max_length - 1
