@@ -48,7 +48,7 @@ def main(
         bool, typer.Option("--version", callback=show_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
-    """Convolutional sequence-to-sequence translation: train, translate, evaluate and inspect models."""
+    """Options that apply to every command."""
 
 
 app.command("train", help=TRAIN_HELP, epilog=TRAIN_EPILOG)(train_command)

@@ -92,5 +92,9 @@ def write_lines(lines: list[str], output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
         return
     sys.stdout.flush()
-    sys.stdout.buffer.write(text.encode("utf-8"))
-    sys.stdout.buffer.flush()
+    binary = getattr(sys.stdout, "buffer", None)  # absent when stdout was replaced by a text-only stream
+    if binary is None:
+        sys.stdout.write(text)
+        return
+    binary.write(text.encode("utf-8"))
+    binary.flush()

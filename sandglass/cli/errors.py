@@ -49,11 +49,6 @@ def print_error(message: str) -> None:
     Console(stderr=True, highlight=False, soft_wrap=True).print(line)
 
 
-def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
-    print_error(message)
-    raise typer.Exit(code)
-
-
 def describe(error: BaseException) -> tuple[str, int]:
     """The one-line message and exit status for an exception raised while a command ran."""
     if isinstance(error, TrainingInterrupted):
@@ -113,8 +108,8 @@ class SandglassGroup(TyperGroup):
         ctx.args = [arg for arg in options if arg != DEBUG_FLAG] + ctx.args[len(options) :]
         try:
             return super().invoke(ctx)
-        except (ClickException, typer.Exit, typer.Abort):
-            raise
+        except (ClickException, typer.Exit, typer.Abort, BrokenPipeError):
+            raise  # handled by click/typer (a closed pipe, as in `sandglass translate … | head`, exits quietly)
         except Exception as error:
             if debug:
                 traceback.print_exc(file=sys.stderr)

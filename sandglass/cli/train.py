@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sandglass.checkpoint import CONFIG_FILE
+from sandglass.checkpoint import CONFIG_FILE, CheckpointError
 from sandglass.cli.common import stdout_console
 from sandglass.cli.errors import UsageError
 from sandglass.cli.run_config import (
@@ -122,11 +122,13 @@ def train_command(
         device=device,
     )
     if resume:
-        changed = [name for name, value in (("preset", preset), ("arch", arch), *data_values.items()) if value]
+        model_and_data = (("preset", preset), ("arch", arch), *data_values.items())
+        changed = ["--" + name.replace("_", "-") for name, value in model_and_data if value is not None]
+        changed += [f"[{section}] of --config" for section in ("model", "data") if section in sections]
         if changed:
-            flags = ", ".join("--" + name.replace("_", "-") for name in changed)
             raise UsageError(
-                f"--resume keeps the run's own model and data; drop {flags} (only training options may change)"
+                f"--resume keeps the run's own model and data; drop {', '.join(changed)} "
+                "(only training settings may change)"
             )
         run_dir = run_dir or newest_resumable_run(RUNS_ROOT)
         config = with_train_overrides(RunConfig.load(run_dir / CONFIG_FILE), sections, train_values)
@@ -145,9 +147,7 @@ def newest_resumable_run(root: Path) -> Path:
     """The run under ``root`` whose resume checkpoint was written last."""
     states = list(root.glob(f"*/{TRAINER_STATE_FILE}"))
     if not states:
-        raise FileNotFoundError(
-            2, f"no run to resume under {root}/; pass --run-dir or train without --resume", str(root)
-        )
+        raise CheckpointError(f"no run to resume under {root}/; pass --run-dir or train without --resume")
     return max(states, key=lambda state: state.stat().st_mtime).parent
 
 

@@ -159,3 +159,10 @@ def test_a_real_process_exits_with_one_line(tmp_path):
         assert done.returncode == code
         assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1
         assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+
+
+def test_resume_refuses_model_or_data_settings_from_a_file(tmp_path):
+    config = tmp_path / "data.toml"
+    config.write_text('[data]\ndataset = "copy"\n[train]\nlr = 0.1\n', encoding="utf-8")
+    result = run_cli("train", "--resume", "--config", str(config), "--run-dir", str(tmp_path))
+    assert_one_error_line(result, EXIT_USAGE, "[data] of --config")
