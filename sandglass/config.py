@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +21,14 @@ ARCHS: tuple[str, ...] = ("sandglass", "transformer", "original")
 
 
 class ConfigError(ValueError):
-    """A configuration that cannot be used; the message says which field and what to do."""
+    """A configuration that cannot be used; the message says which field and what to do.
+
+    ``field`` names the offending setting when it is one field, so a front end can say which option sets it.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass
@@ -87,7 +97,11 @@ MODEL_CONFIGS: dict[str, type] = {
 
 @dataclass
 class DataConfig:
-    """Where the text comes from and how it is cut into tokens and batches."""
+    """Where the text comes from and how it is cut into tokens and batches.
+
+    ``train_size`` to ``max_symbols`` shape the synthetic tasks (``reverse``, ``copy``, ``sort``): how many
+    training and validation/test pairs, how many distinct symbols, and how many symbols a sequence has.
+    """
 
     dataset: str = "multi30k"
     src: str = "de"
@@ -97,6 +111,11 @@ class DataConfig:
     vocab_size: int = 8000
     max_length: int = 100
     encoding_errors: Literal["strict", "replace"] = "strict"
+    train_size: int = 10_000
+    eval_size: int = 500
+    symbols: int = 60
+    min_symbols: int = 1
+    max_symbols: int = 23
 
 
 @dataclass
@@ -248,3 +267,77 @@ def preset(name: str) -> Preset:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     chosen = PRESETS[name]
     return Preset(dataclasses.replace(chosen.model), dataclasses.replace(chosen.train))
+
+
+# Numbers that may be zero; every other number in a configuration must be above zero.
+ZERO_ALLOWED = frozenset({"warmup_steps", "weight_decay", "dropout", "label_smoothing", "seed", "max_nonfinite"})
+BELOW_ONE = frozenset({"dropout", "label_smoothing"})
+MIN_VOCAB_SIZE = 5  # the four special pieces and at least one real one
+LANGUAGE = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?")
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_config(config: RunConfig) -> None:
+    """Raise ConfigError naming the first setting of the wrong type or out of range."""
+    for section in ("model", "data", "train"):
+        part = getattr(config, section)
+        hints = typing.get_type_hints(type(part))
+        for setting in dataclasses.fields(part):
+            value = getattr(part, setting.name)
+            problem = _type_problem(value, hints[setting.name]) or _range_problem(setting.name, value)
+            if problem:
+                raise ConfigError(f"[{section}] {setting.name} {problem}, got {value!r}", field=setting.name)
+    for name in ("src", "tgt"):
+        code = getattr(config.data, name)
+        if not LANGUAGE.fullmatch(code):
+            raise ConfigError(f"unknown language {code!r} for --{name}; use a language code such as de or en")
+    if config.data.min_symbols > config.data.max_symbols:
+        raise ConfigError(
+            f"[data] min_symbols ({config.data.min_symbols}) is above max_symbols ({config.data.max_symbols}); "
+            "lower min_symbols or raise max_symbols",
+            field="min_symbols",
+        )
+    if not DEVICE.fullmatch(config.train.device):
+        raise ConfigError(f"unknown device {config.train.device!r}; use auto, cpu, cuda, cuda:N or mps")
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return None if value in args else f"must be one of {', '.join(map(str, args))}"
+    if origin in (typing.Union, types.UnionType):
+        problems = [_type_problem(value, option) for option in args]
+        return None if None in problems else problems[0]
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return "must be a list of numbers"
+        element = args[0]
+        if args[-1] is not Ellipsis and len(value) != len(args):
+            return f"must be a list of {len(args)} numbers"
+        return next((problem for item in value if (problem := _type_problem(item, element))), None)
+    if hint is type(None):
+        return None if value is None else "must be unset"
+    if hint is bool:
+        return None if isinstance(value, bool) else "must be true or false"
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else "must be an integer"
+    if hint is float:
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "must be a number"
+    if hint is str:
+        return None if isinstance(value, str) else "must be a string"
+    return None
+
+
+def _range_problem(name: str, value: Any) -> str | None:
+    numbers = value if isinstance(value, tuple) else (value,)
+    if not all(isinstance(number, (int, float)) and not isinstance(number, bool) for number in numbers):
+        return None
+    if name == "vocab_size" and value < MIN_VOCAB_SIZE:
+        return f"must be at least {MIN_VOCAB_SIZE} (4 special pieces and 1 real one)"
+    if name in BELOW_ONE and not all(0 <= number < 1 for number in numbers):
+        return "must be in [0, 1)"
+    if name == "betas" and not all(0 <= number < 1 for number in numbers):
+        return "must be in [0, 1)"
+    if name in ZERO_ALLOWED:
+        return None if all(number >= 0 for number in numbers) else "must not be negative"
+    return None if all(number > 0 for number in numbers) else "must be above zero"

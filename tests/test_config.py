@@ -12,6 +12,7 @@ from sandglass.config import (
     SandGlassConfig,
     TrainConfig,
     TransformerConfig,
+    check_config,
     preset,
 )
 
@@ -125,3 +126,14 @@ def test_preset_returns_copies(name):
     assert json.dumps(vars(PRESETS[name].model)) == original_model
     assert json.dumps(vars(PRESETS[name].train)) == original_train
     assert preset(name).model == PRESETS[name].model
+
+
+def test_check_config_names_the_field_and_the_rule():
+    config = RunConfig(data=DataConfig(dataset="reverse", symbols=0))
+    with pytest.raises(ConfigError, match=r"\[data\] symbols must be above zero, got 0") as raised:
+        check_config(config)
+    assert raised.value.field == "symbols"
+    config = RunConfig(data=DataConfig(dataset="reverse", min_symbols=9, max_symbols=4))
+    with pytest.raises(ConfigError, match="min_symbols \\(9\\) is above max_symbols \\(4\\)"):
+        check_config(config)
+    check_config(RunConfig(data=DataConfig(dataset="reverse", min_symbols=4, max_symbols=4)))

@@ -10,7 +10,7 @@ import torch
 import typer
 from rich.console import Console
 
-from sandglass.cli.run_config import DEVICE
+from sandglass.config import DEVICE
 from sandglass.data.corpus import DataError
 from sandglass.data.readers import read_lines, split_lines
 from sandglass.translator import Translator

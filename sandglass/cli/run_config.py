@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import types
-import typing
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from sandglass.config import (
     ARCHS,
@@ -24,6 +22,7 @@ from sandglass.config import (
     DataConfig,
     RunConfig,
     TrainConfig,
+    check_config,
     preset,
 )
 
@@ -33,13 +32,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 SECTIONS = ("model", "data", "train")
-# Numbers that may be zero; every other number in a configuration must be above zero.
-ZERO_ALLOWED = frozenset({"warmup_steps", "weight_decay", "dropout", "label_smoothing", "seed", "max_nonfinite"})
-BELOW_ONE = frozenset({"dropout", "label_smoothing"})
-MIN_VOCAB_SIZE = 5  # the four special pieces and at least one real one
 CLI_NAMES = {"data_dir": "--data", "warmup_steps": "--warmup"}
-LANGUAGE = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?")
-DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([dhms])")
 SECONDS_PER_UNIT = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
@@ -106,9 +99,7 @@ def build_run_config(
         "data": dataclasses.asdict(DataConfig()) | file_sections.get("data", {}) | _given(data),
         "train": dataclasses.asdict(train_defaults) | file_sections.get("train", {}) | _given(train),
     }
-    config = RunConfig.from_dict(raw)
-    check_values(config)
-    return config
+    return checked(RunConfig.from_dict(raw))
 
 
 def with_train_overrides(
@@ -117,9 +108,7 @@ def with_train_overrides(
     """``config`` (a run being resumed) with its training settings changed by the file and the command line."""
     raw = config.to_dict()
     raw["train"] = raw["train"] | file_sections.get("train", {}) | _given(train)
-    updated = RunConfig.from_dict(raw)
-    check_values(updated)
-    return updated
+    return checked(RunConfig.from_dict(raw))
 
 
 def _base_model(preset_name: str | None, arch: str | None) -> tuple[Any, TrainConfig]:
@@ -140,69 +129,16 @@ def _given(values: dict[str, Any] | None) -> dict[str, Any]:
     return {name: value for name, value in (values or {}).items() if value is not None}
 
 
-def check_values(config: RunConfig) -> None:
-    """Raise ConfigError naming the first setting of the wrong type or out of range."""
-    for section in SECTIONS:
-        part = getattr(config, section)
-        hints = typing.get_type_hints(type(part))
-        for field in dataclasses.fields(part):
-            value = getattr(part, field.name)
-            problem = _type_problem(value, hints[field.name]) or _range_problem(field.name, value)
-            if problem:
-                raise ConfigError(f"[{section}] {field.name} {problem}, got {value!r}{_where(field.name)}")
-    for name in ("src", "tgt"):
-        code = getattr(config.data, name)
-        if not LANGUAGE.fullmatch(code):
-            raise ConfigError(f"unknown language {code!r} for --{name}; use a language code such as de or en")
-    if not DEVICE.fullmatch(config.train.device):
-        raise ConfigError(f"unknown device {config.train.device!r}; use auto, cpu, cuda, cuda:N or mps")
-
-
-def _where(name: str) -> str:
-    cli_name = CLI_NAMES.get(name, "--" + name.replace("_", "-"))
-    return f" (set by {cli_name} or the --config file)"
-
-
-def _type_problem(value: Any, hint: Any) -> str | None:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is Literal:
-        return None if value in args else f"must be one of {', '.join(map(str, args))}"
-    if origin in (typing.Union, types.UnionType):
-        problems = [_type_problem(value, option) for option in args]
-        return None if None in problems else problems[0]
-    if origin is tuple:
-        if not isinstance(value, tuple):
-            return "must be a list of numbers"
-        element = args[0]
-        if args[-1] is not Ellipsis and len(value) != len(args):
-            return f"must be a list of {len(args)} numbers"
-        return next((problem for item in value if (problem := _type_problem(item, element))), None)
-    if hint is type(None):
-        return None if value is None else "must be unset"
-    if hint is bool:
-        return None if isinstance(value, bool) else "must be true or false"
-    if hint is int:
-        return None if isinstance(value, int) and not isinstance(value, bool) else "must be an integer"
-    if hint is float:
-        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "must be a number"
-    if hint is str:
-        return None if isinstance(value, str) else "must be a string"
-    return None
-
-
-def _range_problem(name: str, value: Any) -> str | None:
-    numbers = value if isinstance(value, tuple) else (value,)
-    if not all(isinstance(number, (int, float)) and not isinstance(number, bool) for number in numbers):
-        return None
-    if name == "vocab_size" and value < MIN_VOCAB_SIZE:
-        return f"must be at least {MIN_VOCAB_SIZE} (4 special pieces and 1 real one)"
-    if name in BELOW_ONE and not all(0 <= number < 1 for number in numbers):
-        return "must be in [0, 1)"
-    if name == "betas" and not all(0 <= number < 1 for number in numbers):
-        return "must be in [0, 1)"
-    if name in ZERO_ALLOWED:
-        return None if all(number >= 0 for number in numbers) else "must not be negative"
-    return None if all(number > 0 for number in numbers) else "must be above zero"
+def checked(config: RunConfig) -> RunConfig:
+    """``config`` once :func:`check_config` passes; its error also names the option or file that sets the field."""
+    try:
+        check_config(config)
+    except ConfigError as error:
+        if error.field is None:
+            raise
+        option = CLI_NAMES.get(error.field, "--" + error.field.replace("_", "-"))
+        raise ConfigError(f"{error} (set by {option} or the --config file)", field=error.field) from None
+    return config
 
 
 def default_run_dir(config_name: str, dataset: str, root: Path = Path("checkpoints")) -> Path:

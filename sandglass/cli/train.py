@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +21,7 @@ from sandglass.cli.run_config import (
     read_config_file,
     with_train_overrides,
 )
-from sandglass.config import RunConfig
+from sandglass.config import DataConfig, RunConfig
 from sandglass.training import (
     CheckpointSaved,
     StepLogged,
@@ -65,6 +66,19 @@ VocabSizeOption = Annotated[int | None, typer.Option(help="Most sentencepiece pi
 MaxLengthOption = Annotated[int | None, typer.Option(help="Longest sentence, in tokens, kept for training.")]
 EncodingErrorsOption = Annotated[str | None, typer.Option(help="strict, or replace bytes that are not UTF-8.")]
 DataCacheOption = Annotated[Path, typer.Option(help="Folder for the cached tokenizer models.")]
+TrainSizeOption = Annotated[int | None, typer.Option(help="Synthetic tasks: training pairs (default 10000).")]
+EvalSizeOption = Annotated[
+    int | None, typer.Option(help="Validation and test pairs of a synthetic task, or held out from training.")
+]
+SymbolsOption = Annotated[int | None, typer.Option(help="Synthetic tasks: distinct symbols (default 60).")]
+MinSymbolsOption = Annotated[int | None, typer.Option(help="Synthetic tasks: fewest symbols in a sequence.")]
+MaxSymbolsOption = Annotated[int | None, typer.Option(help="Synthetic tasks: most symbols in a sequence (23).")]
+DATA_FIELDS = frozenset(setting.name for setting in dataclasses.fields(DataConfig))
+
+
+def data_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """The options of a command that are ``DataConfig`` fields: its data parameters carry the field names."""
+    return {name: value for name, value in options.items() if name in DATA_FIELDS}
 
 
 def train_command(
@@ -93,23 +107,19 @@ def train_command(
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --run-dir, or the newest run.")] = False,
     encoding_errors: EncodingErrorsOption = None,
+    train_size: TrainSizeOption = None,
+    eval_size: EvalSizeOption = None,
+    symbols: SymbolsOption = None,
+    min_symbols: MinSymbolsOption = None,
+    max_symbols: MaxSymbolsOption = None,
     data_cache: DataCacheOption = Path("data"),
 ) -> None:
+    data_values = data_settings(locals())
     sections = read_config_file(config_file) if config_file is not None else {}
     try:
         seconds = parse_duration(max_time) if max_time is not None else None
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="'--max-time'") from None
-    data_values = dict(
-        dataset=dataset,
-        data_dir=data_dir,
-        src=src,
-        tgt=tgt,
-        task=task,
-        vocab_size=vocab_size,
-        max_length=max_length,
-        encoding_errors=encoding_errors,
-    )
     train_values = dict(
         max_tokens=max_tokens,
         lr=lr,
@@ -225,19 +235,15 @@ def prepare_command(
     vocab_size: VocabSizeOption = None,
     max_length: MaxLengthOption = None,
     encoding_errors: EncodingErrorsOption = None,
+    train_size: TrainSizeOption = None,
+    eval_size: EvalSizeOption = None,
+    symbols: SymbolsOption = None,
+    min_symbols: MinSymbolsOption = None,
+    max_symbols: MaxSymbolsOption = None,
     data_cache: DataCacheOption = Path("data"),
 ) -> None:
+    data_values = data_settings(locals())
     sections = read_config_file(config_file) if config_file is not None else {}
-    data_values: dict[str, Any] = dict(
-        dataset=dataset,
-        data_dir=data_dir,
-        src=src,
-        tgt=tgt,
-        task=task,
-        vocab_size=vocab_size,
-        max_length=max_length,
-        encoding_errors=encoding_errors,
-    )
     config = build_run_config(file_sections=sections, preset_name=preset, data=data_values)
     splits = load_run_splits(config.data)
     tokenizer = tokenizer_for(splits, config.data, data_cache)

@@ -25,13 +25,17 @@ def load_splits(
     seed: int = 0,
     train_size: int = 10_000,
     eval_size: int = 500,
+    symbols: int = 60,
+    min_symbols: int = 1,
+    max_symbols: int = 23,
 ) -> DataSplits:
     """Load a data set's splits in the ``src`` → ``tgt`` direction.
 
     ``dataset`` is one of:
       - ``"multi30k"``: from ``data_dir`` or ``$SANDGLASS_DATA`` in the raw layout, else from the hub;
       - ``"reverse"``, ``"copy"``, ``"sort"``: synthetic tasks of ``train_size`` training and ``eval_size``
-        validation and test pairs drawn with ``seed`` (``src`` and ``tgt`` are ignored);
+        validation and test pairs of ``min_symbols`` to ``max_symbols`` symbols out of ``symbols``, drawn
+        with ``seed`` (``src`` and ``tgt`` are ignored);
       - ``"SRC_FILE,TGT_FILE"``: two line-aligned text files (gzipped or not). Files whose suffixes are the
         ``src`` and ``tgt`` codes are matched by language (so ``a.de,a.en`` with ``src="en"`` reads English
         as the source); otherwise the first file is the source;
@@ -47,7 +51,15 @@ def load_splits(
         splits = load_multi30k(src=src, tgt=tgt, data_dir=data_dir, encoding_errors=encoding_errors)
         found = {"train": splits.train, "valid": splits.valid, "test": splits.test}
     elif dataset in TASKS:
-        splits = load_synthetic(dataset, train_size=train_size, eval_size=eval_size, seed=seed)
+        splits = load_synthetic(
+            dataset,
+            train_size=train_size,
+            eval_size=eval_size,
+            vocab_size=symbols,
+            min_length=min_symbols,
+            max_length=max_symbols,
+            seed=seed,
+        )
         found = {"train": splits.train, "valid": splits.valid, "test": splits.test}
     elif Path(dataset).is_dir():
         found = read_folder(dataset, src, tgt, encoding_errors=encoding_errors)
@@ -77,7 +89,5 @@ def read_source(spec: str, src: str, tgt: str, *, encoding_errors: str = "strict
             first, second = second, first
         return read_parallel_text(first, second, encoding_errors=encoding_errors)
     if not Path(spec).exists():
-        raise DataError(
-            f"unknown data set {spec!r}: not a built-in ({', '.join(BUILT_IN)}) and no such file or folder"
-        )
+        raise DataError(f"unknown data set {spec!r}: not a built-in ({', '.join(BUILT_IN)}) and no such file or folder")
     return read_data_file(spec, src, tgt, encoding_errors=encoding_errors)

@@ -7,9 +7,11 @@ context ``g``:
     r = FC(g),   q[o, i] = q_in[i] ⊙ q_out[o] ⊙ r,   α[o, i, :] = softmax_m(q[o, i] · κ[m]),
     W[o, i] = Σ_m α[o, i, m] · K[m],   y = conv(x, W) + b.
 
-Since ``W`` is a mixture of bank kernels, ``y[o] = Σ_{i,m} α[o, i, m] · z[i, m] + b[o]`` with
-``z[i, m] = K[m] * x_i``: one depthwise convolution (``M`` kernels per channel), then one batched contraction,
-no per-sample convolution.
+Without ``causal`` every sample has one kernel set, so the sample kernels ``W`` are built (small: ``M`` bank
+kernels mixed per channel pair) and all samples run as one grouped convolution. With ``causal`` the kernel
+changes with the position; since ``W`` is a mixture of bank kernels, ``y[o] = Σ_{i,m} α[o, i, m] · z[i, m] + b[o]``
+with ``z[i, m] = K[m] * x_i``: one depthwise convolution (``M`` kernels per channel), then one batched
+contraction per position.
 """
 
 from __future__ import annotations
@@ -17,22 +19,34 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from sandglass.layers.context_conv import ContextConvBase, conv1d_same, conv2d_same, image_context, sequence_context
+from sandglass.layers.context_conv import ContextConvBase, conv1d_same, image_context, sequence_context
 from sandglass.layers.masking import zero_padding
+from sandglass.layers.padding import same_padding, same_padding_2d
 from sandglass.layers.shapes import check_image, check_sequence
 
 
 def mix_bank_responses(alpha: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
-    """``y[o, p] = Σ_{i,m} α[o, i, m] · z[i, m, p]``, with one α per sample or per sample and position ``p``.
+    """``y[o, p] = Σ_{i,m} α[p, m, o, i] · z[i, m, p]``: a kernel mixture per sample and position ``p``.
 
     Shape:
-        alpha: (B, C_out, C_in, M) or (B, P, C_out, C_in, M), responses: (B, C_in, M, P) → (B, C_out, P)
+        alpha: (B, P, M, C_out, C_in), responses: (B, C_in, M, P) → (B, C_out, P)
     """
-    if alpha.dim() == 4:
-        return alpha.flatten(2) @ responses.flatten(1, 2)
-    return torch.einsum("bpoim,bimp->bop", alpha, responses)
+    return torch.einsum("bpmoi,bimp->bop", alpha, responses)
+
+
+def grouped_sample_conv(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Each sample convolved with its own kernels, all samples at once as one grouped convolution.
+
+    Shape:
+        x: (B, C_in, *S) zero-padded, kernels: (B, C_out, C_in, *K) → (B, C_out, *S')
+    """
+    batch, out_channels = kernels.shape[:2]
+    conv = F.conv1d if x.dim() == 3 else F.conv2d
+    y = conv(x.reshape(1, -1, *x.shape[2:]), kernels.reshape(batch * out_channels, *kernels.shape[2:]), groups=batch)
+    return y.view(batch, out_channels, *y.shape[2:])
 
 
 class _DotProductKernelConvNd(ContextConvBase):
@@ -66,15 +80,28 @@ class _DotProductKernelConvNd(ContextConvBase):
         nn.init.ones_(self.context_query.bias)
 
     def mixture_weights(self, context: torch.Tensor) -> torch.Tensor:
-        """``α[o, i, :] = softmax_m((q_in[i] ⊙ q_out[o] ⊙ FC(g)) · κ[m])`` for each context vector.
+        """``α[m, o, i] = softmax_m((q_in[i] ⊙ q_out[o] ⊙ FC(g)) · κ[m])`` for each context vector.
+
+        The bank index comes first so the softmax runs over an outer dimension, which vectorizes over the
+        ``C_out · C_in`` channel pairs (a softmax over a last dimension of a few kernels is slow on CPUs).
 
         Shape:
-            context: (..., C_in) → (..., C_out, C_in, M)
+            context: (..., C_in) → (..., M, C_out, C_in)
         """
         queries = self.context_query(context).unsqueeze(-2) * self.out_queries  # (..., C_out, D)
-        keys = self.in_queries.unsqueeze(1) * self.bank_keys  # (C_in, M, D): q_in[i] ⊙ κ[m]
-        logits = queries @ keys.flatten(0, 1).T
-        return logits.unflatten(-1, (self.in_channels, self.num_kernels)).softmax(dim=-1)
+        keys = self.bank_keys.unsqueeze(1) * self.in_queries  # (M, C_in, D): κ[m] ⊙ q_in[i]
+        logits = queries.unsqueeze(-3) @ keys.transpose(1, 2)  # (..., M, C_out, C_in)
+        return logits.softmax(dim=-3)
+
+    def sample_kernels(self, alpha: torch.Tensor) -> torch.Tensor:
+        """``W[o, i] = Σ_m α[m, o, i] · K[m]`` for each sample.
+
+        Shape:
+            alpha: (B, M, C_out, C_in) → (B, C_out, C_in, ks[, ks])
+        """
+        bank = self.kernel_bank.flatten(1)  # (M, ks^d)
+        kernels = torch.einsum("bmoi,mk->boik", alpha, bank)
+        return kernels.unflatten(-1, self.kernel_shape)
 
     def add_bias(self, y: torch.Tensor) -> torch.Tensor:
         """``y[o, p] + b[o]``.
@@ -122,15 +149,26 @@ class DotProductKernelConv(_DotProductKernelConvNd):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_sequence(x, mask, self.in_channels, type(self).__name__)
-        batch, length, channels = x.shape
         x = zero_padding(x, mask)
         context = sequence_context(x, mask, self.causal)
-        alpha = self.mixture_weights(context if self.causal else context.squeeze(1))
-        per_channel = x.transpose(1, 2).reshape(batch * channels, 1, length)
-        responses = conv1d_same(per_channel, self.kernel_bank.unsqueeze(1), causal=self.causal)
-        bank_responses = responses.view(batch, channels, self.num_kernels, length)
-        y = self.add_bias(mix_bank_responses(alpha, bank_responses))
-        return zero_padding(y.transpose(1, 2), mask)
+        x = x.transpose(1, 2)  # (B, C_in, T)
+        if self.causal:
+            y = self.causal_mix(x, self.mixture_weights(context))
+        else:
+            kernels = self.sample_kernels(self.mixture_weights(context.squeeze(1)))
+            y = grouped_sample_conv(F.pad(x, same_padding(self.kernel_size)), kernels)
+        return zero_padding(self.add_bias(y).transpose(1, 2), mask)
+
+    def causal_mix(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """Per-position kernels: the bank responses ``z[i, m] = K[m] * x_i``, mixed by each position's ``α``.
+
+        Shape:
+            x: (B, C_in, T), alpha: (B, T, M, C_out, C_in) → (B, C_out, T)
+        """
+        batch, channels, length = x.shape
+        per_channel = x.reshape(batch * channels, 1, length)
+        responses = conv1d_same(per_channel, self.kernel_bank.unsqueeze(1), causal=True)
+        return mix_bank_responses(alpha, responses.view(batch, channels, self.num_kernels, length))
 
 
 class DotProductKernelConv2d(_DotProductKernelConvNd):
@@ -149,10 +187,6 @@ class DotProductKernelConv2d(_DotProductKernelConvNd):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image(x, self.in_channels, type(self).__name__)
-        batch, channels, height, width = x.shape
-        alpha = self.mixture_weights(image_context(x))  # (B, C_out, C_in, M)
-        per_channel = x.reshape(batch * channels, 1, height, width)
-        responses = conv2d_same(per_channel, self.kernel_bank.unsqueeze(1))
-        bank_responses = responses.view(batch, channels, self.num_kernels, height * width)
-        y = self.add_bias(mix_bank_responses(alpha, bank_responses))
-        return y.view(batch, self.out_channels, height, width)
+        kernels = self.sample_kernels(self.mixture_weights(image_context(x)))
+        y = grouped_sample_conv(F.pad(x, same_padding_2d(self.kernel_size)), kernels)
+        return self.add_bias(y.flatten(2)).view_as(y)

@@ -65,11 +65,24 @@ class MBConv(nn.Module):
         check_sequence(x, mask, self.channels, type(self).__name__)
         hidden = F.gelu(self.expand(self.norm(x)))
         # GELU(bias) is not zero, so the padding is zeroed here, right before the conv mixes positions.
-        hidden = F.pad(zero_padding(hidden, mask).transpose(1, 2), self.padding)
-        hidden = F.gelu(self.depthwise(hidden)).transpose(1, 2)
+        hidden = F.gelu(self.depthwise_conv(zero_padding(hidden, mask)))
         if self.se is not None:
-            hidden = self.se(hidden, mask)
+            # The projection is per position and the output is masked, so the gate need not zero the padding.
+            hidden = hidden * self.se.gate(hidden, mask)
         return zero_padding(x + self.dropout(self.project(hidden)), mask)
+
+    def depthwise_conv(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The depthwise conv on channels-last input, run as a ``(k, 1)`` conv2d in ``channels_last`` memory format.
+
+        ``(B, T, E)`` viewed as ``(B, E, T, 1)`` is already ``channels_last``, so no transposed copy is made.
+
+        Shape:
+            hidden: (B, T, E) → (B, T, E)
+        """
+        image = F.pad(hidden.unsqueeze(2).permute(0, 3, 1, 2), (0, 0, *self.padding))
+        weight = self.depthwise.weight.unsqueeze(-1)
+        y = F.conv2d(image, weight, self.depthwise.bias, groups=self.depthwise.groups)
+        return y.permute(0, 2, 3, 1).squeeze(2)
 
 
 class MBConv2d(nn.Module):

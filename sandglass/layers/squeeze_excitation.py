@@ -32,9 +32,16 @@ class SqueezeExcitation(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_sequence(x, mask, self.channels, type(self).__name__)
         # (B, T, C) running summary when causal, else (B, 1, C) broadcast over the sequence.
+        return zero_padding(x * self.gate(x, mask), mask)
+
+    def gate(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``sigmoid(W_2 GELU(W_1 g + b_1) + b_2)``, one per sequence, or per position when ``causal``.
+
+        Shape:
+            x: (B, T, C), mask: (B, T) → (B, 1, C), or (B, T, C) when causal
+        """
         summary = causal_mean(x, mask) if self.causal else masked_mean(x, mask).unsqueeze(1)
-        gate = torch.sigmoid(self.expand(F.gelu(self.reduce(summary))))
-        return zero_padding(x * gate, mask)
+        return torch.sigmoid(self.expand(F.gelu(self.reduce(summary))))
 
 
 class SqueezeExcitation2d(nn.Module):

@@ -36,7 +36,16 @@ class EncodedSplit:
 def load_run_splits(data: DataConfig) -> DataSplits:
     """The data set's splits, with target = source for the ``reconstruct`` task."""
     splits = load_splits(
-        data.dataset, src=data.src, tgt=data.tgt, data_dir=data.data_dir, encoding_errors=data.encoding_errors
+        data.dataset,
+        src=data.src,
+        tgt=data.tgt,
+        data_dir=data.data_dir,
+        encoding_errors=data.encoding_errors,
+        train_size=data.train_size,
+        eval_size=data.eval_size,
+        symbols=data.symbols,
+        min_symbols=data.min_symbols,
+        max_symbols=data.max_symbols,
     )
     return for_task(splits, data.task)
 

@@ -1,9 +1,9 @@
 import pytest
 
-from sandglass.config import ConfigError, RunConfig, preset
+from sandglass.config import ConfigError, DataConfig, RunConfig, preset
 from sandglass.data.corpus import DataError, DataSplits, ParallelCorpus
 from sandglass.tokenizer import Tokenizer
-from sandglass.training.dataset import encode_split, for_task, require_budget, token_limit
+from sandglass.training.dataset import encode_split, for_task, load_run_splits, require_budget, token_limit
 
 PAIRS = ParallelCorpus(["a b", "a b c d e", "c", "d e"], ["x", "y y", "z z z z", "x y"], "pairs")
 
@@ -38,3 +38,13 @@ def test_the_token_limit_respects_what_the_model_holds():
     transformer = RunConfig(model=preset("transformer-tiny").model)
     transformer.data.max_length = 1000
     assert token_limit(transformer) == transformer.model.max_length - 1
+
+
+def test_the_synthetic_task_settings_shape_the_splits():
+    data = DataConfig(dataset="reverse", train_size=40, eval_size=7, symbols=5, min_symbols=2, max_symbols=3)
+    splits = load_run_splits(data)
+    assert (len(splits.train), len(splits.valid), len(splits.test)) == (40, 7, 7)
+    sequences = [line.split() for line in splits.train.source + splits.test.source]
+    assert {len(words) for words in sequences} == {2, 3}
+    assert {word for words in sequences for word in words} <= {f"s{index}" for index in range(5)}
+    assert splits.train.target[0].split() == splits.train.source[0].split()[::-1]
