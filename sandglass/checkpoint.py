@@ -9,6 +9,7 @@ or the new file, never half of one.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as serialize_weights
 from torch import nn
 
 from sandglass.config import ConfigError, RunConfig
@@ -27,6 +29,7 @@ from sandglass.tokenizer import Tokenizer, TokenizerError
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.model"
 WEIGHTS_FILE = "model.safetensors"
+FULL_DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class CheckpointError(ValueError):
@@ -52,7 +55,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as error:
-        raise CheckpointError(f"cannot write in {path.parent} ({error.strerror}); check its permissions") from error
+        raise CheckpointError(
+            f"cannot write in {path.parent} ({error.strerror}); {_advice(error)}; the previous checkpoint is intact"
+        ) from error
     os.close(handle)
     temporary_path = Path(temporary)
     try:
@@ -63,16 +68,25 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     except OSError as error:
         temporary_path.unlink(missing_ok=True)
         raise CheckpointError(
-            f"could not write {path} ({error.strerror or error}); free disk space or choose another --run-dir; "
-            "the previous checkpoint is intact"
+            f"could not write {path} ({error.strerror or error}); {_advice(error)}; the previous checkpoint is intact"
         ) from error
     except BaseException:
         temporary_path.unlink(missing_ok=True)
         raise
 
 
+def _advice(error: OSError) -> str:
+    if error.errno in FULL_DISK_ERRORS:
+        return "free disk space or choose another --run-dir"
+    return "check its permissions or choose another --run-dir"
+
+
 def save_weights(model: nn.Module, path: Path) -> None:
-    """The model's parameters and buffers as safetensors (tied weights stored once)."""
+    """The model's parameters and buffers as safetensors (tied weights stored once).
+
+    The file is serialized in memory and written by Python, so a full disk is an OSError (a CheckpointError
+    here) rather than whatever the safetensors library raises.
+    """
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     seen: dict[int, str] = {}
     for name in list(state):
@@ -81,7 +95,8 @@ def save_weights(model: nn.Module, path: Path) -> None:
             del state[name]
         else:
             seen[pointer] = name
-    atomic_write(path, lambda temporary: save_file(state, str(temporary)))
+    data = serialize_weights(state)
+    atomic_write(path, lambda temporary: temporary.write_bytes(data))
 
 
 def load_weights(model: nn.Module, path: Path) -> None:

@@ -24,8 +24,7 @@ class CorpusScores:
 def _check_pair(hypotheses: list[str], references: list[str]) -> None:
     if len(hypotheses) != len(references):
         raise ValueError(
-            "hypotheses and references must have the same length, "
-            f"got {len(hypotheses)} and {len(references)}"
+            f"hypotheses and references must have the same length, got {len(hypotheses)} and {len(references)}"
         )
 
 

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,6 +20,9 @@ import sentencepiece as spm
 import torch
 
 MODEL_TYPES = ("unigram", "bpe", "word", "char")
+# Lone surrogates cannot be UTF-8 (they come from undecodable bytes read with surrogateescape, e.g. a terminal
+# in a UTF-8-mode Python); sentencepiece would raise on them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class TokenizerError(ValueError):
@@ -48,8 +52,7 @@ class Tokenizer:
         )
         if found != (self.pad_id, self.unk_id, self.bos_id, self.eos_id):
             raise TokenizerError(
-                f"the sentencepiece model has special ids pad, unk, bos, eos = {found}; "
-                "sandglass needs (0, 1, 2, 3)"
+                f"the sentencepiece model has special ids pad, unk, bos, eos = {found}; sandglass needs (0, 1, 2, 3)"
             )
 
     @classmethod
@@ -69,9 +72,7 @@ class Tokenizer:
         if model_type not in MODEL_TYPES:
             raise TokenizerError(f"model_type must be one of {', '.join(MODEL_TYPES)}, got {model_type!r}")
         if int(vocab_size) != vocab_size or vocab_size <= 4:
-            raise TokenizerError(
-                f"vocab_size must be an integer above 4 (the special pieces), got {vocab_size!r}"
-            )
+            raise TokenizerError(f"vocab_size must be an integer above 4 (the special pieces), got {vocab_size!r}")
         sentences = [text for text in texts if text.strip()]
         if not sentences:
             raise TokenizerError("cannot train a tokenizer on no text: every training sentence is empty")
@@ -102,11 +103,10 @@ class Tokenizer:
     def __len__(self) -> int:
         return self.vocab_size
 
-    def encode(
-        self, texts: Sequence[str], *, add_bos: bool = False, add_eos: bool = False
-    ) -> list[list[int]]:
-        """Token ids of each text."""
-        return self._processor.encode(list(texts), out_type=int, add_bos=add_bos, add_eos=add_eos)
+    def encode(self, texts: Sequence[str], *, add_bos: bool = False, add_eos: bool = False) -> list[list[int]]:
+        """Token ids of each text; a lone surrogate is read as U+FFFD (the replacement character)."""
+        texts = [_SURROGATE.sub("\ufffd", text) for text in texts]
+        return self._processor.encode(texts, out_type=int, add_bos=add_bos, add_eos=add_eos)
 
     def decode(self, ids: Sequence[Sequence[int]] | torch.Tensor) -> list[str]:
         """Text of each id sequence: it ends at the first eos; pad and bos ids are dropped."""
@@ -119,9 +119,7 @@ class Tokenizer:
             kept.append([i for i in row if i != self.pad_id and i != self.bos_id])
         out_of_range = [i for row in kept for i in row if not 0 <= i < self.vocab_size]
         if out_of_range:
-            raise TokenizerError(
-                f"token id {out_of_range[0]} is outside the vocabulary (0..{self.vocab_size - 1})"
-            )
+            raise TokenizerError(f"token id {out_of_range[0]} is outside the vocabulary (0..{self.vocab_size - 1})")
         return self._processor.decode(kept) if kept else []
 
     def id_to_piece(self, index: int) -> str:
@@ -148,9 +146,7 @@ class Tokenizer:
         try:
             proto = Path(path).read_bytes()
         except OSError as error:
-            raise TokenizerError(
-                f"cannot read the tokenizer model {path}: {error.strerror or error}"
-            ) from None
+            raise TokenizerError(f"cannot read the tokenizer model {path}: {error.strerror or error}") from None
         try:
             return cls(proto)
         except TokenizerError as error:

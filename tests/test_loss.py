@@ -99,9 +99,7 @@ def test_ctc_loss_agrees_with_summing_over_all_alignments():
 def test_ctc_loss_is_finite_for_an_impossible_target():
     log_probs = torch.randn(1, 2, 4, dtype=torch.float64).log_softmax(dim=-1).requires_grad_(True)
     target = torch.tensor([[1, 1, 2]])
-    output = ctc_loss(
-        log_probs, torch.ones(1, 2, dtype=torch.bool), target, torch.ones(1, 3, dtype=torch.bool)
-    )
+    output = ctc_loss(log_probs, torch.ones(1, 2, dtype=torch.bool), target, torch.ones(1, 3, dtype=torch.bool))
     output.loss.backward()
     assert math.isfinite(output.loss.item()) and math.isfinite(output.nll_sum)
     assert torch.isfinite(log_probs.grad).all()

@@ -21,7 +21,8 @@ from sandglass.translator import Translator
 REPL_HELP = (
     "Translate sentences as you type them, with the time each took.\n\n"
     "Commands: :help, :beam N (beam size), :quit. Ctrl-D or Ctrl-C leaves. Up and down arrows recall earlier "
-    f"lines where readline is available. {TRUNCATION_NOTE}"
+    "lines where readline is available. Typed bytes that are not UTF-8 are read as U+FFFD. "
+    f"{TRUNCATION_NOTE}"
 )
 REPL_EPILOG = "Example: sandglass repl --checkpoint checkpoints/tiny-multi30k --beam 4"
 COMMANDS_HELP = ":help  this text\n:beam N  use beam size N (1 is greedy)\n:quit  leave (also Ctrl-D or Ctrl-C)"
@@ -37,6 +38,7 @@ def repl_command(checkpoint: CheckpointOption = None, beam: BeamOption = 1, devi
         + Text("type a sentence, :help for commands, :quit to leave", style="dim")
     )
     enable_history()
+    replace_undecodable_input()
     session = ReplSession(translator, console, beam)
     while True:
         try:
@@ -87,6 +89,13 @@ class ReplSession:
         if timing.truncated:
             note += f", truncated to {self.translator.max_source_tokens} tokens"
         self.console.print(note, style="dim")
+
+
+def replace_undecodable_input() -> None:
+    """Typed bytes that are not UTF-8 become U+FFFD (as with --encoding-errors replace) instead of an error."""
+    reconfigure = getattr(sys.stdin, "reconfigure", None)  # absent when stdin was replaced by another stream
+    if reconfigure is not None:
+        reconfigure(errors="replace")
 
 
 def enable_history() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from sandglass.checkpoint import CONFIG_FILE
 from sandglass.cli.common import (
     TRUNCATION_NOTE,
     BatchSizeOption,
@@ -26,9 +28,10 @@ from sandglass.cli.common import (
 )
 from sandglass.cli.errors import UsageError
 from sandglass.data.corpus import DataError, ParallelCorpus
+from sandglass.data.loading import BUILT_IN
 from sandglass.data.readers import read_parallel_text
 from sandglass.metrics import exact_match, score_corpus
-from sandglass.training.dataset import load_run_splits
+from sandglass.training.dataset import data_paths, load_run_splits, paths_outside
 from sandglass.translator import TranslationTiming, Translator
 
 TRANSLATE_HELP = (
@@ -39,7 +42,8 @@ TRANSLATE_HELP = (
 TRANSLATE_EPILOG = "Example: sandglass translate sentences.de --checkpoint checkpoints/tiny-multi30k --beam 4 > out.en"
 EVAL_HELP = (
     "Translate a test set and print BLEU, chrF, TER (with sacreBLEU signatures) and exact match.\n\n"
-    "By default the test split of the run's own data set; or --src-file with --ref-file. "
+    "By default the test split of the run's own data set (files its config names are read only inside the "
+    "current folder; name them elsewhere with --data); or --src-file with --ref-file. "
     f"{TRUNCATION_NOTE}"
 )
 EVAL_EPILOG = "Example: sandglass eval --checkpoint checkpoints/tiny-reverse --split test --json"
@@ -74,6 +78,10 @@ def eval_command(
     device: DeviceOption = "auto",
     json_output: Annotated[bool, typer.Option("--json", help="Print the scores as one JSON object.")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the translations here.")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data", help="Where the run's data set is now (its Multi30k folder, or its data file/folder)."),
+    ] = None,
 ) -> None:
     if (src_file is None) != (ref_file is None):
         raise UsageError("give --src-file and --ref-file together")
@@ -83,7 +91,7 @@ def eval_command(
     if src_file is not None:
         corpus, data_name = read_parallel_text(src_file, ref_file), f"{src_file} + {ref_file}"
     else:
-        corpus, data_name = run_split(translator, split), f"{translator.run.config.data.dataset} ({split})"
+        corpus, data_name = run_split(translator, split, data_dir), f"{translator.run.config.data.dataset} ({split})"
     hypotheses, timing = translate_with_progress(translator, corpus.source, beam)
     if output is not None:
         write_lines(hypotheses, output)
@@ -112,9 +120,25 @@ def eval_command(
         stdout_console().print(scores_table(result))
 
 
-def run_split(translator: Translator, split: str) -> ParallelCorpus:
-    """The test or validation pairs of the data set the run was trained on."""
-    splits = load_run_splits(translator.run.config.data)
+def run_split(translator: Translator, split: str, data_dir: Path | None = None) -> ParallelCorpus:
+    """The test or validation pairs of the data set the run was trained on, found in ``data_dir`` if given.
+
+    A run folder may come from someone else: the files its ``config.json`` names are read only when they lie
+    inside the current folder; elsewhere the user names them (``--data``, or ``--src-file``/``--ref-file``).
+    """
+    data = translator.run.config.data
+    if data_dir is not None:
+        moved = {"data_dir": str(data_dir)} if data.dataset in BUILT_IN else {"dataset": str(data_dir)}
+        data = dataclasses.replace(data, **moved)
+    else:
+        outside = paths_outside(data_paths(data), Path.cwd())
+        if outside:
+            raise DataError(
+                f"{translator.run.path / CONFIG_FILE} names data at {outside[0]}, outside the current folder, "
+                "and sandglass follows a run's paths only inside it; name the data with --data, or pass the "
+                "test files with --src-file and --ref-file"
+            )
+    splits = load_run_splits(data)
     corpus = splits.test if split == "test" else splits.valid
     if corpus is None:
         raise DataError(

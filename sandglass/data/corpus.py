@@ -42,9 +42,7 @@ class ParallelCorpus:
 
     def select(self, indices: Sequence[int], name: str | None = None) -> ParallelCorpus:
         """The pairs at ``indices``, in that order."""
-        return ParallelCorpus(
-            [self.source[i] for i in indices], [self.target[i] for i in indices], name or self.name
-        )
+        return ParallelCorpus([self.source[i] for i in indices], [self.target[i] for i in indices], name or self.name)
 
     def swapped(self) -> ParallelCorpus:
         """The same pairs in the other direction (target → source)."""

@@ -23,9 +23,7 @@ from sandglass.data.records import (
 DATA_FILE_FORMATS = TABLE_FORMATS + RECORD_FORMATS
 
 
-def read_data_file(
-    path: str | Path, src: str, tgt: str, *, encoding_errors: str = "strict"
-) -> ParallelCorpus:
+def read_data_file(path: str | Path, src: str, tgt: str, *, encoding_errors: str = "strict") -> ParallelCorpus:
     """Sentence pairs from one table or record file, chosen by its suffix."""
     fmt = file_format(path)
     if fmt in TABLE_FORMATS:

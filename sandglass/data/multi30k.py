@@ -76,7 +76,5 @@ def load_multi30k_from_hub(*, src: str = "de", tgt: str = "en") -> DataSplits:
         ) from None
     splits = splits_from_dataset_dict(dataset_dict, src, tgt, name=HUB_NAME)
     if "valid" not in splits or "test" not in splits:
-        raise DataError(
-            f"{HUB_NAME}: expected train, validation and test splits, found {', '.join(dataset_dict)}"
-        )
+        raise DataError(f"{HUB_NAME}: expected train, validation and test splits, found {', '.join(dataset_dict)}")
     return DataSplits(splits["train"], splits["valid"], splits["test"])

@@ -50,9 +50,7 @@ def read_text(path: str | Path, encoding_errors: str = "strict") -> str:
     ``encoding_errors="replace"`` puts U+FFFD in place of bytes that are not UTF-8 instead of failing.
     """
     if encoding_errors not in ENCODING_ERRORS:
-        raise DataError(
-            f"encoding_errors must be one of {', '.join(ENCODING_ERRORS)}, got {encoding_errors!r}"
-        )
+        raise DataError(f"encoding_errors must be one of {', '.join(ENCODING_ERRORS)}, got {encoding_errors!r}")
     raw = read_bytes(path)
     if raw.startswith(_UTF8_BOM):
         raw = raw[len(_UTF8_BOM) :]

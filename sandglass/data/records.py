@@ -103,9 +103,7 @@ def _read_json_records(path: str | Path, encoding_errors: str) -> list[dict[str,
                 raise DataError(f"{path}, line {line_number}: not valid JSON ({error.msg})") from None
     for position, record in numbered:
         if not isinstance(record, dict):
-            raise DataError(
-                f"{path}, record {position}: expected a JSON object, found {type(record).__name__}"
-            )
+            raise DataError(f"{path}, record {position}: expected a JSON object, found {type(record).__name__}")
     return [record for _, record in numbered]
 
 

@@ -16,7 +16,7 @@ from sandglass.config import (
     TransformerConfig,
 )
 from sandglass.data.corpus import DataError, DataSplits, ParallelCorpus
-from sandglass.data.loading import load_splits
+from sandglass.data.loading import BUILT_IN, load_splits
 from sandglass.data.synthetic import TASKS
 from sandglass.tokenizer import Tokenizer, train_or_load
 
@@ -48,6 +48,22 @@ def load_run_splits(data: DataConfig) -> DataSplits:
         max_symbols=data.max_symbols,
     )
     return for_task(splits, data.task)
+
+
+def data_paths(data: DataConfig) -> list[Path]:
+    """The files and folders a run's data settings name (none for a built-in data set without ``data_dir``)."""
+    paths = [Path(data.data_dir)] if data.data_dir is not None else []
+    if data.dataset in BUILT_IN:
+        return paths
+    if "," in data.dataset and not Path(data.dataset).exists():  # a SRC_FILE,TGT_FILE pair (see read_source)
+        return paths + [Path(part.strip()) for part in data.dataset.split(",", 1)]
+    return paths + [Path(data.dataset)]
+
+
+def paths_outside(paths: Sequence[Path], root: Path) -> list[Path]:
+    """The ``paths`` (relative ones taken from ``root``) that lead outside ``root``, symbolic links followed."""
+    root = root.resolve()
+    return [path for path in paths if not (root / path.expanduser()).resolve().is_relative_to(root)]
 
 
 def for_task(splits: DataSplits, task: str) -> DataSplits:

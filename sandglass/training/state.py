@@ -18,6 +18,7 @@ of the folder, then the older ``last-*.safetensors`` are deleted. A kill before 
 
 from __future__ import annotations
 
+import io
 import os
 import random
 from pathlib import Path
@@ -96,7 +97,9 @@ def save_resume_state(run_dir: Path, model: nn.Module, state: dict[str, Any]) ->
     save_weights(model, run_dir / weights_name)
     state_path = run_dir / TRAINER_STATE_FILE
     complete = {**state, "format": STATE_FORMAT, "weights_file": weights_name}
-    atomic_write(state_path, lambda temporary: torch.save(complete, temporary))
+    serialized = io.BytesIO()  # written by Python, so a full disk is an OSError and not torch's RuntimeError
+    torch.save(complete, serialized)
+    atomic_write(state_path, lambda temporary: temporary.write_bytes(serialized.getvalue()))
     _sync_folder(run_dir)
     for old in run_dir.glob("last-*.safetensors"):
         if old.name != weights_name:

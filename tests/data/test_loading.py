@@ -79,7 +79,5 @@ def test_empty_training_set(tmp_path):
 
 
 def test_unknown_data_set_lists_the_built_ins():
-    with pytest.raises(
-        DataError, match=r"unknown data set 'wmt14': not a built-in \(multi30k, reverse, copy, sort\)"
-    ):
+    with pytest.raises(DataError, match=r"unknown data set 'wmt14': not a built-in \(multi30k, reverse, copy, sort\)"):
         load_splits("wmt14")

@@ -106,9 +106,7 @@ def test_every_format_gives_the_same_pairs(tmp_path, fmt):
 @pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl", "parquet", "save_to_disk"])
 def test_records_and_tables_follow_the_requested_direction(tmp_path, fmt):
     spec = WRITERS[fmt](tmp_path)
-    corpus = (
-        read_folder(spec, "en", "de")["train"] if fmt == "save_to_disk" else read_data_file(spec, "en", "de")
-    )
+    corpus = read_folder(spec, "en", "de")["train"] if fmt == "save_to_disk" else read_data_file(spec, "en", "de")
     assert corpus == EXPECTED.swapped()
 
 

@@ -46,9 +46,7 @@ def test_splits_have_their_sizes_and_differ():
 
 
 def test_unknown_task_and_bad_sizes():
-    with pytest.raises(
-        DataError, match="unknown synthetic task 'shuffle'; available tasks: reverse, copy, sort"
-    ):
+    with pytest.raises(DataError, match="unknown synthetic task 'shuffle'; available tasks: reverse, copy, sort"):
         synthetic_corpus("shuffle", 3)
     with pytest.raises(DataError, match="min_length <= max_length"):
         synthetic_corpus("copy", 3, min_length=5, max_length=2)

@@ -70,9 +70,7 @@ class TableModel:
         if not cache.prefixes:
             cache.prefixes = [() for _ in tokens.tolist()]
         else:
-            cache.prefixes = [
-                prefix + (token,) for prefix, token in zip(cache.prefixes, tokens.tolist(), strict=True)
-            ]
+            cache.prefixes = [prefix + (token,) for prefix, token in zip(cache.prefixes, tokens.tolist(), strict=True)]
         logits = torch.full((len(tokens), 6), -math.inf, dtype=torch.float64)
         for row, prefix in enumerate(cache.prefixes):
             for token, probability in self.table.get(prefix, self.default).items():
@@ -88,9 +86,7 @@ def test_beam_finds_the_better_sequence_that_greedy_misses():
     assert greedy.hypotheses[0][0].score == pytest.approx(math.log(0.55 * 0.4))
     assert beam.best == [[B], [B]]
     assert [h.tokens for h in beam.hypotheses[0]] == [[B], [A]]
-    assert [h.score for h in beam.hypotheses[0]] == pytest.approx(
-        [math.log(0.44 * 0.9), math.log(0.55 * 0.4)]
-    )
+    assert [h.score for h in beam.hypotheses[0]] == pytest.approx([math.log(0.44 * 0.9), math.log(0.55 * 0.4)])
 
 
 def test_length_penalty_divides_by_length_including_eos():
@@ -124,9 +120,7 @@ def test_sentence_decodes_identically_alone_and_in_a_padded_batch(search):
     for index, length in enumerate(lengths):
         alone = run(src[index : index + 1, :length], src_mask[index : index + 1, :length])
         assert [h.tokens for h in alone.hypotheses[0]] == [h.tokens for h in batched.hypotheses[index]]
-        assert [h.score for h in alone.hypotheses[0]] == pytest.approx(
-            [h.score for h in batched.hypotheses[index]]
-        )
+        assert [h.score for h in alone.hypotheses[0]] == pytest.approx([h.score for h in batched.hypotheses[index]])
 
 
 def test_n_best_sorted_distinct_and_within_the_length_limit():
@@ -152,10 +146,7 @@ def exhaustive_best(model: Transformer, src: torch.Tensor, limit: int, length_pe
         for tokens in itertools.product(labels, repeat=length):
             tgt_in = torch.tensor([[BOS, *tokens]])
             log_probs = F.log_softmax(model(src, src_mask, tgt_in)[0], dim=-1)
-            total = (
-                sum(log_probs[t, token].item() for t, token in enumerate(tokens))
-                + log_probs[length, EOS].item()
-            )
+            total = sum(log_probs[t, token].item() for t, token in enumerate(tokens)) + log_probs[length, EOS].item()
             scored.append((list(tokens), total / (length + 1) ** length_penalty))
     return sorted(scored, key=lambda item: item[1], reverse=True)[:count]
 
@@ -177,9 +168,7 @@ def test_wide_beam_agrees_with_exhaustive_search(length_penalty):
         max_length_b=limit,
     )
     assert [h.tokens for h in result.hypotheses[0]] == [tokens for tokens, _ in expected]
-    assert [h.score for h in result.hypotheses[0]] == pytest.approx(
-        [score for _, score in expected], abs=1e-9
-    )
+    assert [h.score for h in result.hypotheses[0]] == pytest.approx([score for _, score in expected], abs=1e-9)
 
 
 def test_output_length_is_capped_by_the_model():

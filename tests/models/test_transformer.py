@@ -34,9 +34,7 @@ def slow_linear(layer: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return x @ layer.weight.T + layer.bias
 
 
-def slow_attention(
-    attention, queries_from: torch.Tensor, keys_from: torch.Tensor, causal: bool
-) -> torch.Tensor:
+def slow_attention(attention, queries_from: torch.Tensor, keys_from: torch.Tensor, causal: bool) -> torch.Tensor:
     q, k, v = (
         slow_linear(attention.query, queries_from),
         slow_linear(attention.key, keys_from),
@@ -60,9 +58,7 @@ def slow_embed(model: Transformer, tokens: torch.Tensor) -> torch.Tensor:
     for t, token in enumerate(tokens.tolist()):
         position = [math.sin(t * 10000 ** (-i / (half - 1))) for i in range(half)]
         position += [math.cos(t * 10000 ** (-i / (half - 1))) for i in range(half)]
-        rows.append(
-            model.embedding.weight[token] * math.sqrt(d) + torch.tensor(position, dtype=torch.float64)
-        )
+        rows.append(model.embedding.weight[token] * math.sqrt(d) + torch.tensor(position, dtype=torch.float64))
     return torch.stack(rows)
 
 
@@ -233,9 +229,7 @@ def test_invalid_inputs_raise():
 
 def test_tiny_transformer_learns_to_copy_and_greedy_decodes_exactly():
     torch.manual_seed(0)
-    model = Transformer(
-        VOCAB, d_model=32, num_heads=2, encoder_layers=1, decoder_layers=1, ffn_dim=64, dropout=0.0
-    )
+    model = Transformer(VOCAB, d_model=32, num_heads=2, encoder_layers=1, decoder_layers=1, ffn_dim=64, dropout=0.0)
     src, src_mask = token_batch([3, 5, 4, 4, 2, 5], seed=8)
     lengths = src_mask.sum(dim=1)
     bos = torch.full((6, 1), model.bos_id)
@@ -245,9 +239,7 @@ def test_tiny_transformer_learns_to_copy_and_greedy_decodes_exactly():
     target_mask = torch.arange(6)[None, :] <= lengths[:, None]
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(300):
-        loss = label_smoothed_cross_entropy(
-            model(src, src_mask, tgt_in), target, target_mask, smoothing=0.0
-        ).loss
+        loss = label_smoothed_cross_entropy(model(src, src_mask, tgt_in), target, target_mask, smoothing=0.0).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -107,14 +108,14 @@ def assert_checkpoint_loads(run_dir, step: int) -> None:
     load_weights(model, run_dir / state["weights_file"])
 
 
-def failing_after_half(write):
-    """A writer that writes half of its output and then finds the disk full."""
+def failing_after_half(prefix: str):
+    """``Path.write_bytes`` that writes half of a temporary ``.{prefix}…`` file and then finds the disk full."""
+    write_bytes = Path.write_bytes
 
-    def half_then_fail(*args, **kwargs):
-        write(*args, **kwargs)
-        target = args[1]
-        with open(target, "r+b") as handle:
-            handle.truncate(max(1, os.path.getsize(target) // 2))
+    def half_then_fail(path, data):
+        if not path.name.startswith(f".{prefix}"):
+            return write_bytes(path, data)
+        write_bytes(path, data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
     return half_then_fail
@@ -125,12 +126,7 @@ def test_a_failed_checkpoint_write_leaves_the_previous_checkpoint(tmp_path, data
     config = run_config(max_steps=4, checkpoint_every=2)
     run(config, tmp_path, data_cache)
     assert_checkpoint_loads(tmp_path, 4)
-    if writer == "weights":
-        import sandglass.checkpoint
-
-        monkeypatch.setattr(sandglass.checkpoint, "save_file", failing_after_half(sandglass.checkpoint.save_file))
-    else:
-        monkeypatch.setattr(torch, "save", failing_after_half(torch.save))
+    monkeypatch.setattr(Path, "write_bytes", failing_after_half("last-" if writer == "weights" else "trainer.pt"))
     with pytest.raises(CheckpointError, match="No space left") as caught:
         run(with_train(config, max_steps=8), tmp_path, data_cache, resume=True)
     assert "\n" not in str(caught.value)
