@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from sandglass import __version__
+from sandglass.cli.bench import BENCH_EPILOG, BENCH_HELP, DISTILL_EPILOG, DISTILL_HELP, bench_command, distill_command
 from sandglass.cli.errors import DEBUG_VARIABLE, SandglassGroup
 from sandglass.cli.repl import REPL_EPILOG, REPL_HELP, repl_command
 from sandglass.cli.summary import SUMMARY_EPILOG, SUMMARY_HELP, summary_command
@@ -57,3 +58,5 @@ app.command("eval", help=EVAL_HELP, epilog=EVAL_EPILOG)(eval_command)
 app.command("repl", help=REPL_HELP, epilog=REPL_EPILOG)(repl_command)
 app.command("summary", help=SUMMARY_HELP, epilog=SUMMARY_EPILOG)(summary_command)
 app.command("prepare", help=PREPARE_HELP, epilog=PREPARE_EPILOG)(prepare_command)
+app.command("bench", help=BENCH_HELP, epilog=BENCH_EPILOG)(bench_command)
+app.command("distill", help=DISTILL_HELP, epilog=DISTILL_EPILOG)(distill_command)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+import numpy as np
 import torch
 
 from sandglass.decoding.autoregressive import Hypothesis
@@ -50,13 +51,14 @@ def _log_add(a: float, b: float) -> float:
     return high + math.log1p(math.exp(low - high))
 
 
-def _prefix_beam_search_one(frames: list[list[float]], blank: int, beam_size: int) -> list[Hypothesis]:
-    """Prefix beam search over one sequence's real frames, ``frames[t][v] = log p_t(v)``."""
+def _prefix_beam_search_one(
+    frames: np.ndarray, candidates: list[list[int]], blank: int, beam_size: int
+) -> list[Hypothesis]:
+    """Prefix beam search over one sequence's real frames, ``frames[t, v] = log p_t(v)``; only the labels in
+    ``candidates[t]`` (the likeliest of frame ``t``) extend a prefix."""
     # Each prefix keeps log p(prefix, ending in blank) and log p(prefix, ending in its last label).
     beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, -math.inf)}
-    vocab = len(frames[0]) if frames else 0
-    for frame in frames:
-        likely = sorted(range(vocab), key=frame.__getitem__, reverse=True)[: beam_size + 1]
+    for frame, likely in zip(frames, candidates, strict=True):  # numpy rows: no list of every label's score
         extended: defaultdict[tuple[int, ...], list[float]] = defaultdict(lambda: [-math.inf, -math.inf])
         for prefix, (ends_blank, ends_label) in beams.items():
             total = _log_add(ends_blank, ends_label)
@@ -85,14 +87,18 @@ def ctc_prefix_beam_search(
     """CTC prefix beam search in log space, keeping the ``beam_size`` labelings (prefixes) with the highest
     total probability over their alignments; a hypothesis' score is that log-probability ``log p(l | x)``
     (summed over the alignments the search kept). At each frame only the ``beam_size + 1`` likeliest labels
-    extend a prefix.
+    extend a prefix (chosen in one ``topk`` over all frames; ties between equal log-probabilities are broken
+    arbitrarily).
 
     Shape:
         log_probs: (B, T, V), mask: (B, T) → B lists of up to ``beam_size`` hypotheses, best first
     """
     _check_frames(log_probs, mask)
     require_positive("beam_size", beam_size)
-    lengths = mask.sum(dim=1).tolist()
     frames = log_probs.detach().double().cpu()
-    real_frames = [frames[index, mask[index].cpu()].tolist() for index in range(len(lengths))]
-    return [_prefix_beam_search_one(sequence, blank, beam_size) for sequence in real_frames]
+    mask = mask.cpu()
+    likeliest = frames.topk(min(beam_size + 1, frames.shape[-1]), dim=-1).indices
+    return [
+        _prefix_beam_search_one(frames[row, mask[row]].numpy(), likeliest[row, mask[row]].tolist(), blank, beam_size)
+        for row in range(frames.shape[0])
+    ]

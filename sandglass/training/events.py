@@ -25,7 +25,8 @@ class TrainingStarted:
 @dataclass(frozen=True)
 class StepLogged:
     """Averages over the steps since the previous log; ``epoch`` counts from 1, ``eta_seconds`` is None when no
-    step, epoch or time limit is set."""
+    step, epoch or time limit is set. ``tokens_per_second`` counts source and target tokens,
+    ``target_tokens_per_second`` the target tokens alone."""
 
     step: int
     epoch: int
@@ -34,6 +35,7 @@ class StepLogged:
     learning_rate: float
     elapsed: float
     eta_seconds: float | None
+    target_tokens_per_second: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import torch.distributed as dist
 
 from sandglass.config import RunConfig
 from sandglass.data.corpus import DataSplits
+from sandglass.tokenizer import Tokenizer
 from sandglass.training.distributed import DistributedContext, init_process_group, resolve_device
 from sandglass.training.events import TrainingCallbacks, TrainingResult
 from sandglass.training.trainer import Trainer
@@ -35,18 +36,21 @@ def train(
     callbacks: TrainingCallbacks | None = None,
     data_cache: Path = Path("data"),
     splits: DataSplits | None = None,
+    tokenizer: Tokenizer | None = None,
 ) -> TrainingResult:
     """Train ``config``'s model into ``run_dir``, or continue its checkpoint with ``resume=True``.
 
     Under ``torchrun`` it joins the process group (nccl on CUDA, gloo on CPU) and trains data-parallel; only
-    rank 0 writes files and reports to ``callbacks``. ``splits`` replaces the data set ``config.data`` names.
+    rank 0 writes files and reports to ``callbacks``. ``splits`` replaces the data set ``config.data`` names;
+    ``tokenizer`` replaces the one trained (or cached) for it, for a fresh run (e.g. a teacher's, for distillation).
     Raises TrainingInterrupted, TrainingStopped, CheckpointError, ConfigError or DataError.
     """
     context = DistributedContext.from_environment()
     device = resolve_device(config.train.device, context)
     joined = init_process_group(context, device)
     try:
-        return Trainer(config, Path(run_dir), context, device, callbacks, Path(data_cache), splits).run(resume)
+        trainer = Trainer(config, Path(run_dir), context, device, callbacks, Path(data_cache), splits, tokenizer)
+        return trainer.run(resume)
     finally:
         if joined:
             dist.destroy_process_group()

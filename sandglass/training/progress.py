@@ -45,12 +45,14 @@ class LogWindow:
         self.loss_sum = 0.0
         self.updates = 0
         self.tokens = 0
+        self.target_tokens = 0
         self.started = time.monotonic()
 
-    def add(self, loss: float, tokens: int) -> None:
+    def add(self, loss: float, tokens: int, target_tokens: int = 0) -> None:
         self.loss_sum += loss
         self.updates += 1
         self.tokens += tokens
+        self.target_tokens += target_tokens
 
     @property
     def mean_loss(self) -> float:
@@ -58,6 +60,9 @@ class LogWindow:
 
     def tokens_per_second(self) -> float:
         return self.tokens / max(time.monotonic() - self.started, 1e-9)
+
+    def target_tokens_per_second(self) -> float:
+        return self.target_tokens / max(time.monotonic() - self.started, 1e-9)
 
 
 def remaining_seconds(

@@ -81,12 +81,13 @@ class Trainer:
         callbacks: TrainingCallbacks | None,
         data_cache: Path,
         splits: DataSplits | None,
+        tokenizer: Tokenizer | None = None,
     ) -> None:
         check_train_config(config.train)
         self.config, self.settings = config, config.train
         self.run_dir, self.context, self.device = run_dir, context, device
         self.callbacks = callbacks if callbacks is not None and context.is_main else TrainingCallbacks()
-        self.data_cache, self.given_splits = data_cache, splits
+        self.data_cache, self.given_splits, self.given_tokenizer = data_cache, splits, tokenizer
         self.metrics = MetricsLog(run_dir / METRICS_FILE)
         self.signals = StopSignals()
         self.window = LogWindow()
@@ -135,6 +136,8 @@ class Trainer:
 
     def _main_tokenizer(self, splits: DataSplits, resume: bool) -> Tokenizer:
         if not resume:
+            if self.given_tokenizer is not None:
+                return self.given_tokenizer
             return tokenizer_for(splits, self.config.data, self.data_cache)
         try:
             return Tokenizer.load(self.run_dir / TOKENIZER_FILE)
@@ -246,7 +249,8 @@ class Trainer:
         self.scheduler.step()
         self.progress.step += 1
         self.progress.nonfinite_in_row = 0
-        self.window.add(loss_value, sum(map(len, sources)) + sum(map(len, targets)))
+        target_tokens = sum(map(len, targets))
+        self.window.add(loss_value, sum(map(len, sources)) + target_tokens, target_tokens)
         return True
 
     def _skip(self, reason: str) -> None:
@@ -285,6 +289,7 @@ class Trainer:
             learning_rate=self.learning_rate,
             elapsed=elapsed,
             eta_seconds=self._eta(elapsed),
+            target_tokens_per_second=self.window.target_tokens_per_second() * self.context.world_size,
         )
         self._main_writes(lambda: self.metrics.append({"event": "step", **asdict(event)}))
         self.callbacks.step_logged(event)

@@ -2,7 +2,7 @@ import pytest
 
 from tests.cli.runs import run_cli
 
-COMMANDS = ["train", "translate", "eval", "repl", "summary", "prepare"]
+COMMANDS = ["train", "translate", "eval", "repl", "summary", "prepare", "bench", "distill"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
