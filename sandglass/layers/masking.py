@@ -27,9 +27,9 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """
     if mask is None:
         return x.mean(dim=1)
-    weights = mask.to(x.dtype).unsqueeze(-1)
-    count = weights.sum(dim=1).clamp(min=1.0)
-    return (x * weights).sum(dim=1) / count
+    weights = mask.to(x.dtype).unsqueeze(1)  # (B, 1, T): a weighted sum as one batched matmul, no masked copy
+    count = weights.sum(dim=-1).clamp(min=1.0)
+    return (weights @ x).squeeze(1) / count
 
 
 def causal_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
