@@ -52,6 +52,7 @@ from sandglass.training.setup import (
     check_run_dir,
     check_train_config,
     epoch_seed,
+    flushed_denormals,
     seed_everything,
 )
 from sandglass.training.signals import StopSignals
@@ -116,7 +117,7 @@ class Trainer:
         )
         self.session_start, self.session_start_step = time.monotonic(), self.progress.step
         self.window.reset()
-        with self.signals:
+        with self.signals, flushed_denormals():
             return self._finish(self._loop())
 
     # Setup
