@@ -89,6 +89,20 @@ def tokenizer_for(splits: DataSplits, data: DataConfig, cache_dir: Path) -> Toke
     return train_or_load(texts, cache_dir, vocab_size=data.vocab_size, model_type=model_type)
 
 
+def batching_lengths(split: EncodedSplit, model: ModelConfig) -> tuple[list[int], list[int]]:
+    """The source and target lengths that batches are cut by.
+
+    The real lengths bucket similar sentences together. The fixed-length original pads every pair to its
+    ``sequence_length``, so every pair gets that length and batches become random samples: batches of
+    same-length sentences would let its batch normalization read each sentence's length from the batch
+    statistics during training, which it cannot do on mixed batches or in evaluation.
+    """
+    if isinstance(model, OriginalConfig):
+        fixed = [model.sequence_length] * len(split)
+        return fixed, fixed
+    return [len(ids) for ids in split.source_ids], [len(ids) for ids in split.target_ids]
+
+
 def token_limit(config: RunConfig) -> int:
     """The most tokens a source or target may have: the data limit, and what the model can hold."""
     return min(config.data.max_length, model_length_limit(config.model))

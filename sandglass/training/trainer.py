@@ -24,6 +24,7 @@ from sandglass.data.corpus import DataError, DataSplits
 from sandglass.models import build_model
 from sandglass.tokenizer import Tokenizer, TokenizerError
 from sandglass.training.dataset import (
+    batching_lengths,
     encode_split,
     for_task,
     load_run_splits,
@@ -182,11 +183,9 @@ class Trainer:
 
     def _batches_of_epoch(self, epoch: int) -> list[list[int]]:
         split = self.train_split
+        source_lengths, target_lengths = batching_lengths(split, self.config.model)
         batches = token_budget_batches(
-            [len(ids) for ids in split.source_ids],
-            [len(ids) for ids in split.target_ids],
-            self.settings.max_tokens,
-            seed=epoch_seed(self.settings.seed, epoch),
+            source_lengths, target_lengths, self.settings.max_tokens, seed=epoch_seed(self.settings.seed, epoch)
         )
         shard = self.context.shard(batches)
         if not shard:

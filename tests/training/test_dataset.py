@@ -3,7 +3,14 @@ import pytest
 from sandglass.config import ConfigError, DataConfig, RunConfig, preset
 from sandglass.data.corpus import DataError, DataSplits, ParallelCorpus
 from sandglass.tokenizer import Tokenizer
-from sandglass.training.dataset import encode_split, for_task, load_run_splits, require_budget, token_limit
+from sandglass.training.dataset import (
+    batching_lengths,
+    encode_split,
+    for_task,
+    load_run_splits,
+    require_budget,
+    token_limit,
+)
 
 PAIRS = ParallelCorpus(["a b", "a b c d e", "c", "d e"], ["x", "y y", "z z z z", "x y"], "pairs")
 
@@ -48,3 +55,10 @@ def test_the_synthetic_task_settings_shape_the_splits():
     assert {len(words) for words in sequences} == {2, 3}
     assert {word for words in sequences for word in words} <= {f"s{index}" for index in range(5)}
     assert splits.train.target[0].split() == splits.train.source[0].split()[::-1]
+
+
+def test_the_fixed_length_original_is_batched_at_random_not_by_length(tokenizer):
+    split = encode_split(PAIRS, tokenizer, max_length=5)
+    original = preset("original").model
+    assert batching_lengths(split, original) == ([original.sequence_length] * 4, [original.sequence_length] * 4)
+    assert batching_lengths(split, preset("tiny").model) == ([2, 5, 1, 2], [1, 2, 4, 2])
