@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -28,10 +27,9 @@ from sandglass.cli.common import (
 )
 from sandglass.cli.errors import UsageError
 from sandglass.data.corpus import DataError, ParallelCorpus
-from sandglass.data.loading import BUILT_IN
 from sandglass.data.readers import read_parallel_text
 from sandglass.metrics import exact_match, score_corpus
-from sandglass.training.dataset import data_paths, load_run_splits, paths_outside
+from sandglass.training.dataset import data_paths, load_run_splits, paths_outside, relocated
 from sandglass.translator import TranslationTiming, Translator
 
 TRANSLATE_HELP = (
@@ -128,8 +126,7 @@ def run_split(translator: Translator, split: str, data_dir: Path | None = None) 
     """
     data = translator.run.config.data
     if data_dir is not None:
-        moved = {"data_dir": str(data_dir)} if data.dataset in BUILT_IN else {"dataset": str(data_dir)}
-        data = dataclasses.replace(data, **moved)
+        data = relocated(data, data_dir)
     else:
         outside = paths_outside(data_paths(data), Path.cwd())
         if outside:

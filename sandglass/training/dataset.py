@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,12 @@ def data_paths(data: DataConfig) -> list[Path]:
     if "," in data.dataset and not Path(data.dataset).exists():  # a SRC_FILE,TGT_FILE pair (see read_source)
         return paths + [Path(part.strip()) for part in data.dataset.split(",", 1)]
     return paths + [Path(data.dataset)]
+
+
+def relocated(data: DataConfig, place: Path) -> DataConfig:
+    """``data`` found at ``place``: the folder of a built-in data set, or the file or folder a path data set names."""
+    field = "data_dir" if data.dataset in BUILT_IN else "dataset"
+    return dataclasses.replace(data, **{field: str(place)})
 
 
 def paths_outside(paths: Sequence[Path], root: Path) -> list[Path]:
