@@ -151,6 +151,11 @@ class SandGlass(nn.Module):
         self.upsample = ExpandConv(dim, dim, config.upsample)
         self.output = stack(parse_spec(config.output, "output"))
         self.final_norm = nn.LayerNorm(dim)
+        # With the √d scale, embeddings enter with unit variance, and the tied logits start near zero
+        # (nn.Embedding's N(0, 1) would give logits of standard deviation √d and a near one-hot start).
+        nn.init.normal_(self.embed.weight, mean=0.0, std=dim**-0.5)
+        with torch.no_grad():
+            self.embed.weight[pad_id].zero_()
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor) -> SandGlassOutput:
         if src.dim() != 2 or src_mask.shape != src.shape:
@@ -173,9 +178,11 @@ class SandGlass(nn.Module):
             mask = stage_mask
         x, mask = self.upsample(x, mask)
         x = self.final_norm(self.output(x, mask))
-        logits = F.linear(x, self.embed.weight)
+        # Time-major logits: CTC reads (u·S, B, V), and a contiguous layout there keeps its backward and the
+        # log-softmax backward free of strided copies over the largest tensor of the model.
+        logits = F.linear(x.transpose(0, 1), self.embed.weight)
         # bos and eos never occur in CTC targets: they are not outputs of this model.
         logits = logits.index_fill(-1, self.special_ids, -1e9)
         # Half-precision logits are normalized in float32; float32/float64 keep their dtype.
         dtype = torch.float32 if logits.dtype in (torch.float16, torch.bfloat16) else None
-        return SandGlassOutput(F.log_softmax(logits, dim=-1, dtype=dtype), mask)
+        return SandGlassOutput(F.log_softmax(logits, dim=-1, dtype=dtype).transpose(0, 1), mask)

@@ -91,6 +91,27 @@ def test_log_probs_keep_the_model_dtype():
     assert model(src, src_mask).log_probs.dtype == torch.float64
 
 
+def test_a_fresh_model_starts_near_the_uniform_distribution():
+    # Tied logits of an N(0, 1) embedding would have standard deviation √d: a near one-hot start whose CTC
+    # loss is several times log V and which trains far more slowly.
+    torch.manual_seed(0)
+    vocab = 2000
+    model = SandGlass(vocab, tiny_config(d_model=64, mirror_key_dim=16)).eval()
+    src, src_mask = token_batch([6, 4])
+    log_probs = model(src, src_mask).log_probs
+    entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
+    assert entropy.min() > 0.9 * torch.log(torch.tensor(float(vocab - 2)))
+
+
+def test_log_probs_are_a_time_major_tensor_seen_batch_first():
+    # CTC reads (u·S, B, V); a contiguous time-major layout spares strided copies of the largest tensor.
+    model = tiny_model()
+    src, src_mask = token_batch([5, 3])
+    log_probs = model(src, src_mask).log_probs
+    assert log_probs.shape == (2, 10, VOCAB)
+    assert log_probs.transpose(0, 1).is_contiguous()
+
+
 @pytest.mark.parametrize("length", [1, 3, 5, 7, 11])
 @pytest.mark.parametrize("factor", [2, 3])
 def test_odd_source_lengths(length, factor):
