@@ -120,7 +120,12 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimization, schedule, stopping and checkpointing."""
+    """Optimization, schedule, stopping and checkpointing.
+
+    ``precision``: ``bfloat16`` runs the forward pass under bf16 autocast (weights, optimizer state and the
+    losses stay float32); ``auto`` picks it on CUDA and on CPUs with bf16 matrix units (AMX or AVX512-BF16),
+    where it is faster, and float32 elsewhere, where bf16 would be emulated.
+    """
 
     max_tokens: int = 4096
     lr: float = 1e-3
@@ -139,6 +144,7 @@ class TrainConfig:
     max_nonfinite: int = 5
     seed: int = 1
     device: str = "auto"
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
 
 
 @dataclass

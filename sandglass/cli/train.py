@@ -101,6 +101,10 @@ def train_command(
     validate_every: Annotated[int | None, typer.Option(help="Validate every this many steps.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="auto (bf16 on CUDA and on CPUs with bf16 units), float32 or bfloat16."),
+    ] = None,
     run_dir: Annotated[
         Path | None,
         typer.Option(help="Run folder (default: a new checkpoints/<preset>-<dataset>-<time>).", show_default=False),
@@ -130,6 +134,7 @@ def train_command(
         validate_every=validate_every,
         seed=seed,
         device=device,
+        precision=precision,
     )
     if resume:
         model_and_data = (("preset", preset), ("arch", arch), *data_values.items())
@@ -170,7 +175,8 @@ class TrainingDisplay(TrainingCallbacks):
     def training_started(self, event: TrainingStarted) -> None:
         start = f"resuming at step {event.resumed_from_step:,}" if event.resumed_from_step else "training"
         self.console.print(
-            f"{start}: {event.parameters:,} parameters on {event.device}, {event.train_pairs:,} training and "
+            f"{start}: {event.parameters:,} parameters on {event.device}{' in bf16' if event.bfloat16 else ''}, "
+            f"{event.train_pairs:,} training and "
             f"{event.valid_pairs:,} validation pairs",
             style="bold",
             markup=False,

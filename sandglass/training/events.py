@@ -20,6 +20,7 @@ class TrainingStarted:
     train_pairs: int
     valid_pairs: int
     resumed_from_step: int
+    bfloat16: bool = False
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from sandglass.training.dataset import (
     token_limit,
     tokenizer_for,
 )
-from sandglass.training.distributed import DistributedContext, autocast_for
+from sandglass.training.distributed import DistributedContext, autocast_for, uses_bfloat16
 from sandglass.training.events import (
     CheckpointSaved,
     StepLogged,
@@ -111,6 +111,7 @@ class Trainer:
                 run_dir=self.run_dir,
                 parameters=sum(parameter.numel() for parameter in self.model.parameters()),
                 device=str(self.device),
+                bfloat16=uses_bfloat16(self.device, self.settings.precision),
                 train_pairs=len(self.train_split),
                 valid_pairs=len(self.valid_split),
                 resumed_from_step=self.progress.step,
@@ -228,7 +229,7 @@ class Trainer:
         sources, targets = [split.source_ids[i] for i in indices], [split.target_ids[i] for i in indices]
         batch = collate(sources, targets, self.tokenizer.pad_id, indices).to(self.device)
         self.optimizer.zero_grad(set_to_none=True)
-        with autocast_for(self.device):
+        with autocast_for(self.device, self.settings.precision):
             loss = self.objective(batch.src, batch.src_mask, batch.tgt, batch.tgt_mask)
         # Backward even for a non-finite loss, so every DDP rank takes part in the gradient all-reduce.
         loss.backward()
@@ -312,7 +313,12 @@ class Trainer:
         result = None
         if self.context.is_main:
             result = validate(
-                self.model, self.valid_split, self.tokenizer, device=self.device, max_tokens=self.settings.max_tokens
+                self.model,
+                self.valid_split,
+                self.tokenizer,
+                device=self.device,
+                max_tokens=self.settings.max_tokens,
+                precision=self.settings.precision,
             )
             result = (result.loss, result.bleu, result.exact_match)
         loss, bleu, exact = self.context.broadcast(result)

@@ -28,7 +28,13 @@ class ValidationResult:
 
 @torch.no_grad()
 def validate(
-    model: nn.Module, split: EncodedSplit, tokenizer: Tokenizer, *, device: torch.device, max_tokens: int
+    model: nn.Module,
+    split: EncodedSplit,
+    tokenizer: Tokenizer,
+    *,
+    device: torch.device,
+    max_tokens: int,
+    precision: str = "auto",
 ) -> ValidationResult:
     """Score ``model`` (not a DDP wrapper) on ``split`` in eval mode, leaving its mode and every RNG as found."""
     was_training = model.training
@@ -43,7 +49,7 @@ def validate(
         with torch.random.fork_rng(devices=cuda_devices):  # validating must not change the training randomness
             for batch in iterate_batches(split.source_ids, split.target_ids, batches, tokenizer.pad_id):
                 batch = batch.to(device)
-                with autocast_for(device):
+                with autocast_for(device, precision):
                     output = compute_loss(model, batch, label_smoothing=0.0)
                     ids = generate(model, batch.src, batch.src_mask)
                 nll_sum += output.nll_sum

@@ -159,9 +159,11 @@ def test_invalid_training_settings_raise_config_errors(tmp_path, data_cache):
         run(run_config(device="toaster"), tmp_path, data_cache)
 
 
-def test_a_tiny_sandglass_learns_to_copy(tmp_path, data_cache):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_a_tiny_sandglass_learns_to_copy(tmp_path, data_cache, precision):
     recorder = Recorder()
-    config = run_config("tiny", max_steps=40, log_every=10, lr=3e-3, warmup_steps=10)
+    config = run_config("tiny", max_steps=40, log_every=10, lr=3e-3, warmup_steps=10, precision=precision)
     run(config, tmp_path, data_cache, callbacks=recorder)
+    assert recorder.of("TrainingStarted")[0].bfloat16 is (precision == "bfloat16")
     losses = [event.loss for event in recorder.of("StepLogged")]
     assert len(losses) == 4 and losses[-1] < 0.5 * losses[0]
