@@ -67,7 +67,8 @@ def markdown_table(result: BenchResult) -> str:
         f"Date {result.date}; budget {_duration(result.budget_seconds)} of training wall clock per model; "
         f"command `{result.command}`.",
         f"Machine: {machine.processor}, {machine.usable_cpus} of {machine.cpu_count} CPUs usable, "
-        f"{machine.threads} torch threads on {machine.device}; torch {machine.torch}, Python {machine.python}.",
+        f"{machine.threads} torch threads on {machine.device}, training in {machine.precision}; "
+        f"torch {machine.torch}, Python {machine.python}.",
     ]
     for direction in result.directions:
         lines += ["", *_direction_section(direction, result)]

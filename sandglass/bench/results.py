@@ -136,6 +136,7 @@ class Machine:
     torch: str
     threads: int
     device: str
+    precision: str = "float32"  # bench.json files written before training used bf16 on CPUs lack it
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from sandglass.distill import DISTILLED_DATA, distill_corpus
 from sandglass.metrics import score_corpus
 from sandglass.tokenizer import Tokenizer
 from sandglass.training.dataset import tokenizer_for
+from sandglass.training.distributed import uses_bfloat16
 from sandglass.translator import Translator
 
 
@@ -253,6 +254,7 @@ def describe_machine(config: BenchConfig) -> Machine:
         torch=torch.__version__,
         threads=config.threads,
         device=config.device,
+        precision="bfloat16" if uses_bfloat16(torch.device(config.device), "auto") else "float32",
     )
 
 

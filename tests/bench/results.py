@@ -15,7 +15,7 @@ from sandglass.bench.results import (
 )
 from sandglass.metrics import score_corpus
 
-MACHINE = Machine(2, 2, "test CPU", "Linux", "3.11", "2.13.0", 2, "cpu")
+MACHINE = Machine(2, 2, "test CPU", "Linux", "3.11", "2.13.0", 2, "cpu", "float32")
 
 
 def made_up_model(name: str, rate: float | None, bleu_shift: int = 0) -> ModelResult:

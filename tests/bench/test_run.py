@@ -67,8 +67,10 @@ def test_bench_json_has_every_field(bench):
         "torch",
         "threads",
         "device",
+        "precision",
     }
     assert raw["machine"]["threads"] == 1 and raw["machine"]["torch"].startswith("2.")
+    assert raw["machine"]["precision"] in ("float32", "bfloat16")
     assert raw["settings"]["single_sentences"] == 4 and raw["settings"]["directions"] == [{"src": "de", "tgt": "en"}]
     (direction,) = raw["directions"]
     assert (direction["src"], direction["tgt"], direction["test_set"]) == ("de", "en", "test_2016_flickr")
