@@ -23,6 +23,7 @@ from safetensors.torch import save as serialize_weights
 from torch import nn
 
 from sandglass.config import ConfigError, RunConfig
+from sandglass.files import regular_file_mode
 from sandglass.models import build_model
 from sandglass.tokenizer import Tokenizer, TokenizerError
 
@@ -58,9 +59,12 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise CheckpointError(
             f"cannot write in {path.parent} ({error.strerror}); {_advice(error)}; the previous checkpoint is intact"
         ) from error
-    os.close(handle)
     temporary_path = Path(temporary)
     try:
+        try:
+            os.fchmod(handle, regular_file_mode())
+        finally:
+            os.close(handle)
         write(temporary_path)
         with open(temporary_path, "rb+") as flushed:
             os.fsync(flushed.fileno())

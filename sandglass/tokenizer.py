@@ -19,6 +19,8 @@ from typing import Any
 import sentencepiece as spm
 import torch
 
+from sandglass.files import regular_file_mode
+
 MODEL_TYPES = ("unigram", "bpe", "word", "char")
 # Lone surrogates cannot be UTF-8 (they come from undecodable bytes read with surrogateescape, e.g. a terminal
 # in a UTF-8-mode Python); sentencepiece would raise on them.
@@ -138,8 +140,19 @@ class Tokenizer:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-            handle.write(self._proto)
-        os.replace(handle.name, path)
+            try:
+                os.fchmod(handle.fileno(), regular_file_mode())
+                handle.write(self._proto)
+                handle.flush()
+            except BaseException:
+                handle.close()
+                Path(handle.name).unlink(missing_ok=True)
+                raise
+        try:
+            os.replace(handle.name, path)
+        except BaseException:
+            Path(handle.name).unlink(missing_ok=True)
+            raise
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:

@@ -174,3 +174,24 @@ def test_the_resume_checkpoint_survives_a_failed_write(tmp_path, tokenizer, monk
     assert leftover <= {"last-00000012.safetensors"}  # complete new weights whose state was never committed
     state = load_resume_state(tmp_path, build_model(config.model, tokenizer.vocab_size))
     assert (state["step"], state["note"]) == (10, "the previous checkpoint")
+
+
+def test_run_files_get_the_mode_a_plain_open_would_give(tmp_path, tokenizer):
+    # Temporary files start as 0o600; renamed into place they would hide a run from the user's group.
+    previous = os.umask(0o027)
+    try:
+        saved_run(tmp_path, tokenizer)
+    finally:
+        os.umask(previous)
+    modes = {path.name: path.stat().st_mode & 0o777 for path in tmp_path.iterdir()}
+    assert modes and set(modes.values()) == {0o640}, modes
+
+
+def test_a_failed_tokenizer_save_leaves_no_temporary_file(tmp_path, tokenizer, monkeypatch):
+    def fail(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(tempfile._TemporaryFileWrapper, "write", fail, raising=False)
+    with pytest.raises(OSError, match="No space left"):
+        tokenizer.save(tmp_path / "tokenizer.model")
+    assert list(tmp_path.iterdir()) == []

@@ -22,6 +22,7 @@ from sandglass.cli.run_config import (
     with_train_overrides,
 )
 from sandglass.config import DataConfig, RunConfig
+from sandglass.data.synthetic import TASKS as SYNTHETIC_TASKS
 from sandglass.training import (
     CheckpointSaved,
     StepLogged,
@@ -254,7 +255,8 @@ def prepare_command(
     splits = load_run_splits(config.data)
     tokenizer = tokenizer_for(splits, config.data, data_cache)
     limit = token_limit(config)
-    table = Table(title=f"{config.data.dataset}: {config.data.src} → {config.data.tgt} ({config.data.task})")
+    languages = "synthetic" if config.data.dataset in SYNTHETIC_TASKS else f"{config.data.src} → {config.data.tgt}"
+    table = Table(title=f"{config.data.dataset}: {languages} ({config.data.task})")
     for column in ("split", "pairs", f"kept (1–{limit} tokens)", "longest (tokens)"):
         table.add_column(column, justify="left" if column == "split" else "right")
     for name, corpus in (("train", splits.train), ("valid", splits.valid), ("test", splits.test)):

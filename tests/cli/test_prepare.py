@@ -12,6 +12,7 @@ def test_prepare_reports_split_sizes_and_caches_the_tokenizer(tmp_path):
     result = run_cli("prepare", "--dataset", "reverse", "--vocab-size", "100", "--data-cache", str(cache))
     assert result.exit_code == 0, result.stderr
     assert split_pairs(result.stdout) == {"train": "10,000", "valid": "500", "test": "500"}
+    assert "reverse: synthetic (translate)" in result.stdout and "→" not in result.stdout
     assert "vocabulary: 64 pieces" in result.stdout  # 60 symbols and the 4 special pieces
     assert len(list(cache.glob("tokenizer-*.model"))) == 1
     again = run_cli("prepare", "--dataset", "reverse", "--vocab-size", "100", "--data-cache", str(cache))
@@ -34,5 +35,5 @@ def test_prepare_reconstruct_task_of_a_file_pair(tmp_path):
         str(tmp_path / "cache"),
     )
     assert result.exit_code == 0, result.stderr
-    assert "(reconstruct)" in result.stdout
+    assert "de → en (reconstruct)" in result.stdout
     assert split_pairs(result.stdout) == {"train": "36", "valid": "4"}  # a tenth held out for validation
