@@ -37,6 +37,9 @@ class Terminal:
         environment.update(variables)
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: become the program, nothing else
+            # As from an interactive shell: a test run started in the background (`cmd &`) ignores SIGINT, and
+            # Python keeps an ignored SIGINT ignored, so Ctrl-C would never reach the REPL.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.execvpe(sys.executable, [sys.executable, *args], environment)
         self.output = b""
         self.status: int | None = None
