@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from sandglass.bench.results import BenchResult, Comparison, DirectionResult, ModelResult
 from sandglass.checkpoint import atomic_write
+from sandglass.durations import format_duration
 
 JSON_FILE, TABLE_FILE, PLOT_FILE = "bench.json", "bench.md", "validation_bleu.png"
 MISSING = "—"
@@ -64,7 +65,7 @@ def markdown_table(result: BenchResult) -> str:
     lines = [
         "# SandGlass against the Transformer on Multi30k",
         "",
-        f"Date {result.date}; budget {_duration(result.budget_seconds)} of training wall clock per model; "
+        f"Date {result.date}; budget {format_duration(result.budget_seconds)} of training wall clock per model; "
         f"command `{result.command}`.",
         f"Machine: {machine.processor}, {machine.usable_cpus} of {machine.cpu_count} CPUs usable, "
         f"{machine.threads} torch threads on {machine.device}, training in {machine.precision}; "
@@ -104,7 +105,8 @@ def _direction_section(direction: DirectionResult, result: BenchResult) -> list[
             lines += [
                 "",
                 f"{model.name}: the teacher ({teacher.run_dir}) translated {teacher.sentences:,} training sentences "
-                f"at beam {teacher.beam_size} in {_duration(teacher.seconds)}, not counted in the student's training.",
+                f"at beam {teacher.beam_size} in {format_duration(teacher.seconds)}, "
+                "not counted in the student's training.",
             ]
     return lines
 
@@ -119,7 +121,7 @@ def _model_rows(model: ModelResult, batch: int) -> list[str]:
             model.name if first else "",
             model.preset if first else "",
             f"{model.parameters / 1e6:.2f}M" if first else "",
-            _duration(training.seconds) if first else "",
+            format_duration(training.seconds) if first else "",
             f"{training.steps:,}" if first else "",
             _number(training.target_tokens_per_second, "{:,.0f}") if first else "",
             _number(training.peak_rss_mib, "{:,.0f}") if first else "",
@@ -190,12 +192,3 @@ def plot_validation_bleu(result: BenchResult, path: Path) -> None:
 
 def _number(value: float | None, pattern: str) -> str:
     return MISSING if value is None else pattern.format(value)
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -20,12 +20,12 @@ from sandglass.bench.config import DEFAULT_DATA_DIR
 from sandglass.bench.events import DecodingMeasured, StageStarted
 from sandglass.cli.common import check_device, load_translator, stderr_console, stdout_console
 from sandglass.cli.errors import UsageError
-from sandglass.cli.run_config import parse_duration
-from sandglass.cli.train import TrainingDisplay, format_duration, report_result
+from sandglass.cli.train import TrainingDisplay, report_result
 from sandglass.config import ConfigError
 from sandglass.data.corpus import DataSplits
 from sandglass.data.multi30k import DATA_DIR_VARIABLE
 from sandglass.distill import DISTILLED_DATA, DistilledCorpus, distill_corpus, student_config, student_preset
+from sandglass.durations import format_duration, parse_duration
 from sandglass.training import TrainingCallbacks, train
 from sandglass.training.dataset import load_run_splits
 from sandglass.translator import Translator

@@ -25,6 +25,7 @@ from sandglass.config import (
     check_config,
     preset,
 )
+from sandglass.durations import parse_duration
 
 try:
     import tomllib
@@ -33,26 +34,6 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 SECTIONS = ("model", "data", "train")
 CLI_NAMES = {"data_dir": "--data", "warmup_steps": "--warmup"}
-DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([dhms])")
-SECONDS_PER_UNIT = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
-
-
-def parse_duration(value: str | float) -> float:
-    """Seconds in a duration such as ``"90s"``, ``"30m"``, ``"2h"``, ``"1h30m"``, or a plain number of seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        text = str(value).strip().lower().replace(" ", "")
-        try:
-            seconds = float(text)
-        except ValueError:
-            parts = DURATION_PART.findall(text)
-            if not parts or "".join(number + unit for number, unit in parts) != text:
-                raise ValueError(f"{value!r} is not a duration; write it like 90s, 30m, 2h or 1h30m") from None
-            seconds = sum(float(number) * SECONDS_PER_UNIT[unit] for number, unit in parts)
-    if not seconds > 0:
-        raise ValueError(f"a duration must be above zero, got {value!r}")
-    return seconds
 
 
 def read_config_file(path: Path) -> dict[str, dict[str, Any]]:

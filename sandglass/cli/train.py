@@ -17,12 +17,12 @@ from sandglass.cli.errors import UsageError
 from sandglass.cli.run_config import (
     build_run_config,
     default_run_dir,
-    parse_duration,
     read_config_file,
     with_train_overrides,
 )
 from sandglass.config import DataConfig, RunConfig
 from sandglass.data.synthetic import TASKS as SYNTHETIC_TASKS
+from sandglass.durations import format_duration, parse_duration
 from sandglass.training import (
     CheckpointSaved,
     StepLogged,
@@ -219,16 +219,6 @@ def report_result(console: Console, result: TrainingResult) -> None:
         markup=False,
     )
     console.print(f"translate with: sandglass translate FILE --checkpoint {result.run_dir}", markup=False)
-
-
-def format_duration(seconds: float) -> str:
-    """``42s``, ``3m05s``, ``2h07m``."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def prepare_command(
