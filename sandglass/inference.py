@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sandglass.decoding import beam_search, ctc_greedy_decode, ctc_prefix_beam_search, greedy_search
+from sandglass.decoding import beam_search, ctc_collapse, ctc_prefix_beam_search, greedy_search
 from sandglass.models.original import OriginalSandGlass
 from sandglass.models.sandglass import SandGlass
 from sandglass.models.transformer import Transformer
@@ -35,11 +35,12 @@ def generate(
             result = greedy_search(model, src, src_mask)
         return result.best
     if isinstance(model, SandGlass):
-        output = model(src, src_mask)
         if beam_size > 1:
+            output = model(src, src_mask)
             beams = ctc_prefix_beam_search(output.log_probs, output.mask, blank=model.blank_id, beam_size=beam_size)
             return [hypotheses[0].tokens for hypotheses in beams]
-        return ctc_greedy_decode(output.log_probs, output.mask, blank=model.blank_id)
+        frames = model.best_labels(src, src_mask)
+        return ctc_collapse(frames.labels, frames.mask, blank=model.blank_id)
     if isinstance(model, OriginalSandGlass):
         return model.predict(src)
     raise TypeError(f"no decoding for {type(model).__name__}")

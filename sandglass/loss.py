@@ -50,6 +50,21 @@ def label_smoothed_cross_entropy(
     return LossOutput(loss=loss, nll_sum=float((nll.detach() * weights).sum()), num_tokens=num_tokens)
 
 
+def _check_ctc_shapes(
+    frames: torch.Tensor, output_mask: torch.Tensor, target: torch.Tensor, target_mask: torch.Tensor
+) -> None:
+    if frames.dim() != 3 or output_mask.shape != frames.shape[:2]:
+        raise ValueError(
+            f"expected frames (B, T, V) and output_mask (B, T), got {tuple(frames.shape)} "
+            f"and {tuple(output_mask.shape)}"
+        )
+    if target.dim() != 2 or target_mask.shape != target.shape or target.shape[0] != frames.shape[0]:
+        raise ValueError(
+            f"expected target and target_mask of shape (B={frames.shape[0]}, S), "
+            f"got {tuple(target.shape)} and {tuple(target_mask.shape)}"
+        )
+
+
 def ctc_loss(
     log_probs: torch.Tensor,
     output_mask: torch.Tensor,
@@ -66,16 +81,7 @@ def ctc_loss(
     Shape:
         log_probs: (B, T, V), output_mask: (B, T), target: (B, S) long, target_mask: (B, S) → LossOutput
     """
-    if log_probs.dim() != 3 or output_mask.shape != log_probs.shape[:2]:
-        raise ValueError(
-            f"expected log_probs (B, T, V) and output_mask (B, T), got {tuple(log_probs.shape)} "
-            f"and {tuple(output_mask.shape)}"
-        )
-    if target.dim() != 2 or target_mask.shape != target.shape or target.shape[0] != log_probs.shape[0]:
-        raise ValueError(
-            f"expected target and target_mask of shape (B={log_probs.shape[0]}, S), "
-            f"got {tuple(target.shape)} and {tuple(target_mask.shape)}"
-        )
+    _check_ctc_shapes(log_probs, output_mask, target, target_mask)
     output_lengths = output_mask.sum(dim=1)
     target_lengths = target_mask.sum(dim=1)
     summed = F.ctc_loss(
@@ -89,3 +95,106 @@ def ctc_loss(
     )
     num_tokens = int(target_lengths.sum())
     return LossOutput(loss=summed / max(num_tokens, 1), nll_sum=float(summed.detach()), num_tokens=num_tokens)
+
+
+def ctc_loss_from_logits(
+    logits: torch.Tensor,
+    output_mask: torch.Tensor,
+    target: torch.Tensor,
+    target_mask: torch.Tensor,
+    *,
+    blank: int = 0,
+) -> LossOutput:
+    """:func:`ctc_loss` of ``log_softmax(logits)``, without the log-softmax over the whole vocabulary.
+
+    The CTC recursions read only the blank and the target's labels, so the loss runs on those ``L + 1`` columns
+    of each sentence, normalized by a log-sum-exp over the vocabulary; the gradient ``softmax(logits) − γ``
+    (``γ_t(v)``: the posterior share of alignments that emit ``v`` at frame ``t``) is written in one pass per
+    block of frames. The log-softmax, its backward and a float32 copy of the largest tensor of the model are
+    never formed. ``logits`` of shape (B, T, V) that are a transposed view of a time-major tensor (as
+    :class:`~sandglass.models.SandGlass` gives them) are read in place.
+
+    Shape:
+        logits: (B, T, V), output_mask: (B, T), target: (B, S) long, target_mask: (B, S) → LossOutput
+    """
+    _check_ctc_shapes(logits, output_mask, target, target_mask)
+    output_lengths = output_mask.sum(dim=1)
+    target_lengths = target_mask.sum(dim=1)
+    time_major = logits.transpose(0, 1).contiguous()
+    per_sentence = _CTCFromLogits.apply(time_major, output_lengths, target, target_lengths, blank)
+    summed = per_sentence.sum()
+    num_tokens = int(target_lengths.sum())
+    return LossOutput(loss=summed / max(num_tokens, 1), nll_sum=float(summed.detach()), num_tokens=num_tokens)
+
+
+# Elements of the vocabulary-sized tensors handled at once: a block of rows stays in cache between its passes
+# (on CPU, 16 rows of 8k are several times faster than whole frames).
+_BLOCK_ELEMENTS = 1 << 17
+
+
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+class _CTCFromLogits(torch.autograd.Function):
+    """Per-sentence CTC losses of time-major ``logits`` (T, B, V); infeasible sentences give 0 and no gradient."""
+
+    @staticmethod
+    def forward(
+        ctx,
+        logits: torch.Tensor,
+        output_lengths: torch.Tensor,
+        target: torch.Tensor,
+        target_lengths: torch.Tensor,
+        blank: int,
+    ) -> torch.Tensor:
+        frames, _, vocab = logits.shape
+        rows = logits.view(-1, vocab)  # one row per (frame, sentence)
+        block = max(1, _BLOCK_ELEMENTS // vocab)
+        accumulate = _accumulation_dtype(logits.dtype)
+        log_norm = torch.cat([torch.logsumexp(part.to(accumulate), dim=-1) for part in rows.split(block)])
+        log_norm = log_norm.view(logits.shape[:2])
+        columns = torch.cat([torch.full_like(target[:, :1], blank), target], dim=1)  # (B, 1 + S)
+        gathered = logits.gather(-1, columns.unsqueeze(0).expand(frames, -1, -1))
+        small = gathered.to(accumulate) - log_norm.unsqueeze(-1)  # log p_t of the blank and each target label
+        # Column k + 1 holds target position k; equal labels share the column of their first occurrence, so
+        # that CTC's rule for a repeated label (a blank between two equal labels) still applies.
+        same = target.unsqueeze(2) == target.unsqueeze(1)
+        small_target = same.int().argmax(dim=2) + 1
+        with torch.enable_grad():
+            leaf = small.detach().requires_grad_()
+            losses = F.ctc_loss(
+                leaf, small_target, output_lengths, target_lengths, blank=0, reduction="none", zero_infinity=True
+            )
+            (grad_small,) = torch.autograd.grad(losses.sum(), leaf)
+        # PyTorch's CTC backward gives exp(log p) − γ, the gradient through the log-softmax it assumes; the
+        # occupancies are what remains. tests/test_loss.py checks the whole gradient against ctc_loss.
+        occupancy = small.exp() - grad_small
+        real = torch.arange(1, target.shape[1], device=target.device) < target_lengths.unsqueeze(1)
+        repeats = ((target[:, 1:] == target[:, :-1]) & real).sum(dim=1)
+        feasible = output_lengths >= target_lengths + repeats
+        real_frames = torch.arange(frames, device=logits.device).unsqueeze(1) < output_lengths.unsqueeze(0)
+        ctx.save_for_backward(logits, columns, occupancy, feasible, real_frames)
+        return losses.detach()
+
+    @staticmethod
+    def backward(ctx, grad_losses: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        logits, columns, occupancy, feasible, real_frames = ctx.saved_tensors
+        weight = (real_frames * (grad_losses * feasible).unsqueeze(0)).view(-1, 1)  # (T·B, 1)
+        vocab = logits.shape[-1]
+        grad = torch.empty_like(logits)
+        block = max(1, _BLOCK_ELEMENTS // vocab)
+        columns = columns.unsqueeze(0).expand(logits.shape[0], -1, -1).reshape(-1, columns.shape[-1])
+        parts = zip(
+            logits.view(-1, vocab).split(block),
+            grad.view(-1, vocab).split(block),
+            columns.split(block),
+            occupancy.view(-1, occupancy.shape[-1]).split(block),
+            weight.split(block),
+            strict=True,
+        )
+        for part, part_grad, part_columns, part_occupancy, part_weight in parts:
+            probs = torch.softmax(part, dim=-1, dtype=occupancy.dtype)
+            probs.scatter_add_(-1, part_columns, -part_occupancy)
+            part_grad.copy_(probs.mul_(part_weight))
+        return grad, None, None, None, None

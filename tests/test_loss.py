@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sandglass.loss import ctc_loss, label_smoothed_cross_entropy
+import sandglass.loss
+from sandglass.loss import ctc_loss, ctc_loss_from_logits, label_smoothed_cross_entropy
 
 
 def logits_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -105,19 +106,77 @@ def test_ctc_loss_is_finite_for_an_impossible_target():
     assert torch.isfinite(log_probs.grad).all()
 
 
-def test_ctc_loss_rejects_mismatched_shapes():
+@pytest.mark.parametrize("loss_function", [ctc_loss, ctc_loss_from_logits])
+def test_ctc_loss_rejects_mismatched_shapes(loss_function):
     log_probs = torch.randn(2, 4, 3).log_softmax(dim=-1)
     with pytest.raises(ValueError, match=r"output_mask \(B, T\)"):
-        ctc_loss(
+        loss_function(
             log_probs,
             torch.ones(2, 3, dtype=torch.bool),
             torch.ones(2, 2, dtype=torch.long),
             torch.ones(2, 2, dtype=torch.bool),
         )
     with pytest.raises(ValueError, match=r"target and target_mask of shape \(B=2, S\)"):
-        ctc_loss(
+        loss_function(
             log_probs,
             torch.ones(2, 4, dtype=torch.bool),
             torch.ones(3, 2, dtype=torch.long),
             torch.ones(3, 2, dtype=torch.bool),
         )
+
+
+def ctc_case(dtype: torch.dtype = torch.float64, seed: int = 0):
+    """Logits for 5 sentences: repeated labels (adjacent and apart), a padded output, an infeasible target
+    (needs more frames than the output has) and an empty one."""
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(5, 12, 9, generator=generator, dtype=torch.float64).to(dtype)
+    target = torch.tensor([[3, 3, 5, 3, 1], [2, 4, 6, 0, 0], [7, 7, 7, 7, 0], [1, 2, 0, 0, 0], [0, 0, 0, 0, 0]])
+    target_mask = target != 0
+    output_mask = torch.arange(12)[None, :] < torch.tensor([12, 7, 6, 12, 3])[:, None]
+    return logits, output_mask, target, target_mask
+
+
+def test_ctc_from_logits_gives_the_loss_and_gradient_of_ctc_on_log_softmax():
+    logits, output_mask, target, target_mask = ctc_case()
+    weights = torch.rand(1, dtype=torch.float64) + 0.5  # a loss scale other than 1 reaches the gradient
+    reference_logits = logits.clone().requires_grad_(True)
+    reference = ctc_loss(reference_logits.log_softmax(dim=-1), output_mask, target, target_mask, blank=0)
+    (reference.loss * weights).backward()
+    fast_logits = logits.clone().requires_grad_(True)
+    fast = ctc_loss_from_logits(fast_logits, output_mask, target, target_mask, blank=0)
+    (fast.loss * weights).backward()
+    torch.testing.assert_close(fast.loss, reference.loss, atol=1e-12, rtol=0)
+    assert fast.nll_sum == pytest.approx(reference.nll_sum, abs=1e-10)
+    assert fast.num_tokens == reference.num_tokens == 14
+    torch.testing.assert_close(fast_logits.grad, reference_logits.grad, atol=1e-12, rtol=0)
+    # The infeasible sentence (four 7s need seven frames, it has six) and padding frames get no gradient.
+    assert torch.all(fast_logits.grad[2] == 0)
+    assert torch.all(fast_logits.grad[~output_mask] == 0)
+
+
+def test_ctc_from_logits_with_another_blank_and_blocks_smaller_than_a_frame(monkeypatch):
+    monkeypatch.setattr(sandglass.loss, "_BLOCK_ELEMENTS", 2 * 9)  # two rows of the vocabulary at a time
+    logits, output_mask, target, target_mask = ctc_case(seed=1)
+    target = torch.where(target_mask, target, 8)
+    reference_logits = logits.clone().requires_grad_(True)
+    reference = ctc_loss(reference_logits.log_softmax(dim=-1), output_mask, target, target_mask, blank=8)
+    reference.loss.backward()
+    # A transposed view of a time-major tensor, as SandGlass gives its logits.
+    fast_logits = logits.transpose(0, 1).contiguous().requires_grad_(True)
+    fast = ctc_loss_from_logits(fast_logits.transpose(0, 1), output_mask, target, target_mask, blank=8)
+    fast.loss.backward()
+    torch.testing.assert_close(fast.loss, reference.loss, atol=1e-12, rtol=0)
+    torch.testing.assert_close(fast_logits.grad.transpose(0, 1), reference_logits.grad, atol=1e-12, rtol=0)
+
+
+def test_ctc_from_bfloat16_logits_is_computed_in_float32():
+    logits, output_mask, target, target_mask = ctc_case(torch.bfloat16, seed=2)
+    reference_logits = logits.float().requires_grad_(True)
+    reference = ctc_loss(reference_logits.log_softmax(dim=-1), output_mask, target, target_mask)
+    reference.loss.backward()
+    fast_logits = logits.clone().requires_grad_(True)
+    fast = ctc_loss_from_logits(fast_logits, output_mask, target, target_mask)
+    fast.loss.backward()
+    assert fast.loss.dtype == torch.float32 and fast_logits.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(fast.loss, reference.loss, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast_logits.grad.float(), reference_logits.grad, atol=1e-2, rtol=1e-2)

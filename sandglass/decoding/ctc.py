@@ -35,11 +35,24 @@ def ctc_greedy_decode(log_probs: torch.Tensor, mask: torch.Tensor, *, blank: int
         log_probs: (B, T, V), mask: (B, T) → B lists of token ids
     """
     _check_frames(log_probs, mask)
-    best = log_probs.argmax(dim=-1)
-    previous = torch.cat([torch.full_like(best[:, :1], -1), best[:, :-1]], dim=1)
-    keep = (best != previous) & (best != blank) & mask
+    return ctc_collapse(log_probs.argmax(dim=-1), mask, blank=blank)
+
+
+def ctc_collapse(labels: torch.Tensor, mask: torch.Tensor, *, blank: int = 0) -> list[list[int]]:
+    """The labeling of a frame path: repeats collapsed, then blanks and padding frames dropped.
+
+    Shape:
+        labels: (B, T) long, mask: (B, T) bool → B lists of token ids
+    """
+    if labels.dim() != 2 or mask.dtype != torch.bool or mask.shape != labels.shape:
+        raise ValueError(
+            f"expected labels (B, T) and a bool mask of the same shape, got {tuple(labels.shape)} and "
+            f"{mask.dtype} {tuple(mask.shape)}"
+        )
+    previous = torch.cat([torch.full_like(labels[:, :1], -1), labels[:, :-1]], dim=1)
+    keep = (labels != previous) & (labels != blank) & mask
     counts = keep.sum(dim=1).tolist()
-    return [labels.tolist() for labels in torch.split(best[keep], counts)]
+    return [row.tolist() for row in torch.split(labels[keep], counts)]
 
 
 def _log_add(a: float, b: float) -> float:

@@ -26,13 +26,34 @@ from sandglass.models.transformer import sinusoidal_positions
 
 @dataclass
 class SandGlassOutput:
-    """Per-position log-probabilities of the upsampled output and its mask.
+    """Per-frame logits of the upsampled output and its mask; ``log_probs`` normalizes them.
+
+    ``logits`` is a transposed view of a time-major tensor: CTC reads (u·S, B, V), and a contiguous layout there
+    keeps the loss free of strided copies over the largest tensor of the model.
 
     Shape:
-        log_probs: (B, u·S, V), mask: (B, u·S)
+        logits: (B, u·S, V), mask: (B, u·S), log_probs: (B, u·S, V)
     """
 
-    log_probs: torch.Tensor
+    logits: torch.Tensor
+    mask: torch.Tensor
+
+    @property
+    def log_probs(self) -> torch.Tensor:
+        """``log_softmax(logits)``, computed on each access; half-precision logits are normalized in float32."""
+        dtype = torch.float32 if self.logits.dtype in (torch.float16, torch.bfloat16) else None
+        return F.log_softmax(self.logits, dim=-1, dtype=dtype)
+
+
+@dataclass
+class SandGlassLabels:
+    """The likeliest label of each output frame and the frames' mask.
+
+    Shape:
+        labels: (B, u·S) long, mask: (B, u·S)
+    """
+
+    labels: torch.Tensor
     mask: torch.Tensor
 
 
@@ -78,7 +99,7 @@ class SandGlass(nn.Module):
     """The non-autoregressive SandGlass translator; ``forward`` gives the whole output in one pass.
 
     Shape:
-        src: (B, S) long, src_mask: (B, S) bool → SandGlassOutput(log_probs (B, u·S, V), mask (B, u·S))
+        src: (B, S) long, src_mask: (B, S) bool → SandGlassOutput(logits (B, u·S, V), mask (B, u·S))
     """
 
     def __init__(
@@ -158,6 +179,36 @@ class SandGlass(nn.Module):
             self.embed.weight[pad_id].zero_()
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor) -> SandGlassOutput:
+        features, mask = self.features(src, src_mask)
+        logits = self._mask_specials(F.linear(features.transpose(0, 1), self.embed.weight))
+        return SandGlassOutput(logits.transpose(0, 1), mask)
+
+    def best_labels(self, src: torch.Tensor, src_mask: torch.Tensor, *, chunk_rows: int = 256) -> SandGlassLabels:
+        """The likeliest label of every output frame, as ``forward(...).log_probs.argmax(-1)`` gives it.
+
+        The softmax does not change the argmax, so it is skipped, and the vocabulary projection runs over
+        ``chunk_rows`` frames at a time so that each block of logits is reduced while it is still in cache
+        instead of being written out whole (the largest tensor of the model, ``B·u·S·V``).
+
+        Shape:
+            src: (B, S) long, src_mask: (B, S) bool → SandGlassLabels(labels (B, u·S) long, mask (B, u·S))
+        """
+        require_positive("chunk_rows", chunk_rows)
+        features, mask = self.features(src, src_mask)
+        rows = features.reshape(-1, features.shape[-1])
+        # max(dim).indices: the same first-maximum rule as argmax, and on CPU about twice as fast.
+        labels = [
+            self._mask_specials(F.linear(chunk, self.embed.weight)).max(dim=-1).indices
+            for chunk in rows.split(chunk_rows)
+        ]
+        return SandGlassLabels(torch.cat(labels).view(mask.shape), mask)
+
+    def features(self, src: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalized output features before the vocabulary projection, and their mask.
+
+        Shape:
+            src: (B, S) long, src_mask: (B, S) bool → features (B, u·S, d), mask (B, u·S)
+        """
         if src.dim() != 2 or src_mask.shape != src.shape:
             raise ValueError(
                 f"expected src and src_mask of shape (B, S), got {tuple(src.shape)}, {tuple(src_mask.shape)}"
@@ -177,12 +228,9 @@ class SandGlass(nn.Module):
             x = stage(x, mask, value_key, stage_mask)
             mask = stage_mask
         x, mask = self.upsample(x, mask)
-        x = self.final_norm(self.output(x, mask))
-        # Time-major logits: CTC reads (u·S, B, V), and a contiguous layout there keeps its backward and the
-        # log-softmax backward free of strided copies over the largest tensor of the model.
-        logits = F.linear(x.transpose(0, 1), self.embed.weight)
-        # bos and eos never occur in CTC targets: they are not outputs of this model.
-        logits = logits.index_fill(-1, self.special_ids, -1e9)
-        # Half-precision logits are normalized in float32; float32/float64 keep their dtype.
-        dtype = torch.float32 if logits.dtype in (torch.float16, torch.bfloat16) else None
-        return SandGlassOutput(F.log_softmax(logits, dim=-1, dtype=dtype).transpose(0, 1), mask)
+        return self.final_norm(self.output(x, mask)), mask
+
+    def _mask_specials(self, logits: torch.Tensor) -> torch.Tensor:
+        # bos and eos never occur in CTC targets: they are not outputs of this model. In place: the projection's
+        # backward does not need its output, and a copy of the logits would cost as much as the softmax.
+        return logits.index_fill_(-1, self.special_ids, -1e9)

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from sandglass.decoding.ctc import ctc_greedy_decode, ctc_prefix_beam_search
+from sandglass.decoding.ctc import ctc_collapse, ctc_greedy_decode, ctc_prefix_beam_search
 
 BLANK = 0
 
@@ -33,9 +33,7 @@ def collapse(path: list[int]) -> tuple[int, ...]:
 
 
 def test_greedy_collapses_repeats_keeps_blank_separated_repeats_and_ignores_padding():
-    log_probs, mask = frames_choosing(
-        [[1, 1, 0, 1, 2, 2, 0], [3, 3, 3, -1, -1, -1, -1], [0, 2, 2, 0, 0, -1, -1]]
-    )
+    log_probs, mask = frames_choosing([[1, 1, 0, 1, 2, 2, 0], [3, 3, 3, -1, -1, -1, -1], [0, 2, 2, 0, 0, -1, -1]])
     assert ctc_greedy_decode(log_probs, mask) == [[1, 1, 2], [3], [2]]
 
 
@@ -104,3 +102,20 @@ def test_invalid_arguments_raise():
         ctc_greedy_decode(log_probs[0], mask)
     with pytest.raises(ValueError, match=r"mask must be a bool mask of shape \(B, T\)"):
         ctc_greedy_decode(log_probs, mask[:, :1])
+
+
+def test_collapse_of_labels_agrees_with_the_loop():
+    generator = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 4, (6, 9), generator=generator)
+    lengths = [9, 0, 4, 7, 1, 9]
+    mask = torch.arange(9)[None, :] < torch.tensor(lengths)[:, None]
+    expected = [list(collapse(row[:length].tolist())) for row, length in zip(labels, lengths, strict=True)]
+    assert ctc_collapse(labels, mask, blank=BLANK) == expected
+
+
+def test_collapse_refuses_labels_and_mask_of_different_shapes():
+    labels = torch.zeros(2, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"labels \(B, T\) and a bool mask of the same shape"):
+        ctc_collapse(labels, torch.ones(2, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"labels \(B, T\)"):
+        ctc_collapse(labels, torch.ones(2, 3))

@@ -103,13 +103,26 @@ def test_a_fresh_model_starts_near_the_uniform_distribution():
     assert entropy.min() > 0.9 * torch.log(torch.tensor(float(vocab - 2)))
 
 
-def test_log_probs_are_a_time_major_tensor_seen_batch_first():
+def test_logits_are_a_time_major_tensor_seen_batch_first():
     # CTC reads (u·S, B, V); a contiguous time-major layout spares strided copies of the largest tensor.
     model = tiny_model()
     src, src_mask = token_batch([5, 3])
-    log_probs = model(src, src_mask).log_probs
-    assert log_probs.shape == (2, 10, VOCAB)
-    assert log_probs.transpose(0, 1).is_contiguous()
+    output = model(src, src_mask)
+    assert output.logits.shape == output.log_probs.shape == (2, 10, VOCAB)
+    assert output.logits.transpose(0, 1).is_contiguous()
+    torch.testing.assert_close(output.log_probs, output.logits.log_softmax(dim=-1))
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 3, 256])
+def test_best_labels_are_the_argmax_of_the_log_probs(chunk_rows):
+    model = tiny_model()
+    src, src_mask = token_batch([6, 2, 4], seed=4)
+    output = model(src, src_mask)
+    frames = model.best_labels(src, src_mask, chunk_rows=chunk_rows)
+    assert torch.equal(frames.mask, output.mask)
+    assert torch.equal(frames.labels, output.log_probs.argmax(dim=-1))
+    with pytest.raises(ValueError, match="chunk_rows"):
+        model.best_labels(src, src_mask, chunk_rows=0)
 
 
 @pytest.mark.parametrize("length", [1, 3, 5, 7, 11])
