@@ -41,9 +41,9 @@ from sandglass.data.corpus import DataError, DataSplits
 from sandglass.data.multi30k import DATA_DIR_VARIABLE, load_multi30k
 from sandglass.distill import DISTILLED_DATA, distill_corpus
 from sandglass.metrics import score_corpus
+from sandglass.precision import uses_bfloat16
 from sandglass.tokenizer import Tokenizer
 from sandglass.training.dataset import tokenizer_for
-from sandglass.training.distributed import uses_bfloat16
 from sandglass.translator import Translator
 
 

@@ -1,4 +1,4 @@
-"""Where training runs: the device, bf16 autocast where it is native, and the ranks of a ``torchrun`` process group.
+"""Where training runs: the device and the ranks of a ``torchrun`` process group.
 
 Under ``torchrun`` (environment variables ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) every process trains a
 replica wrapped in DistributedDataParallel; all ranks build the same seeded batch list and rank ``r`` takes
@@ -8,12 +8,9 @@ steps). Decisions that must agree (stop, skip a step) are reduced over all ranks
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -108,30 +105,6 @@ def resolve_device(name: str, context: DistributedContext) -> torch.device:
             device = torch.device("cuda", context.local_rank)
         torch.cuda.set_device(device)
     return device
-
-
-@functools.cache
-def cpu_has_bfloat16_units() -> bool:
-    """Whether this CPU multiplies bf16 matrices natively (AMX or AVX512-BF16; read from Linux's cpuinfo)."""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    flags = set(cpuinfo.split())
-    return bool(flags & {"amx_bf16", "avx512_bf16"})
-
-
-def uses_bfloat16(device: torch.device, precision: str) -> bool:
-    """Whether ``precision`` (``auto``, ``float32`` or ``bfloat16``) means bf16 autocast on ``device``."""
-    if precision == "auto":
-        return device.type == "cuda" or (device.type == "cpu" and cpu_has_bfloat16_units())
-    return precision == "bfloat16"
-
-
-def autocast_for(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
-    """bf16 autocast when :func:`uses_bfloat16` says so; full precision otherwise."""
-    enabled = uses_bfloat16(device, precision)
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def init_process_group(context: DistributedContext, device: torch.device) -> bool:

@@ -22,6 +22,7 @@ from sandglass.config import RunConfig, TransformerConfig
 from sandglass.data.batching import collate, token_budget_batches
 from sandglass.data.corpus import DataError, DataSplits
 from sandglass.models import build_model
+from sandglass.precision import autocast_for, uses_bfloat16
 from sandglass.tokenizer import Tokenizer, TokenizerError
 from sandglass.training.dataset import (
     batching_lengths,
@@ -32,7 +33,7 @@ from sandglass.training.dataset import (
     token_limit,
     tokenizer_for,
 )
-from sandglass.training.distributed import DistributedContext, autocast_for, uses_bfloat16
+from sandglass.training.distributed import DistributedContext
 from sandglass.training.events import (
     CheckpointSaved,
     StepLogged,

@@ -11,9 +11,9 @@ from sandglass.data.batching import iterate_batches, token_budget_batches
 from sandglass.inference import generate
 from sandglass.metrics import exact_match, score_corpus
 from sandglass.objective import compute_loss
+from sandglass.precision import autocast_for
 from sandglass.tokenizer import Tokenizer
 from sandglass.training.dataset import EncodedSplit
-from sandglass.training.distributed import autocast_for
 
 
 @dataclass(frozen=True)

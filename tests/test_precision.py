@@ -3,16 +3,16 @@
 import pytest
 import torch
 
-import sandglass.training.distributed as distributed
+import sandglass.precision as precision_module
 from sandglass.config import ConfigError, RunConfig, TrainConfig, check_config
-from sandglass.training.distributed import autocast_for, uses_bfloat16
+from sandglass.precision import autocast_for, uses_bfloat16
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda", 0)
 
 
 @pytest.mark.parametrize("has_units", [True, False])
 def test_auto_picks_bfloat16_on_cuda_and_on_cpus_with_bf16_units(monkeypatch, has_units):
-    monkeypatch.setattr(distributed, "cpu_has_bfloat16_units", lambda: has_units)
+    monkeypatch.setattr(precision_module, "cpu_has_bfloat16_units", lambda: has_units)
     assert uses_bfloat16(CUDA, "auto")
     assert uses_bfloat16(CPU, "auto") is has_units
     assert uses_bfloat16(CPU, "bfloat16") and uses_bfloat16(CUDA, "bfloat16")
@@ -20,7 +20,7 @@ def test_auto_picks_bfloat16_on_cuda_and_on_cpus_with_bf16_units(monkeypatch, ha
 
 
 def test_the_cpu_check_reads_the_flags_of_this_machine():
-    assert isinstance(distributed.cpu_has_bfloat16_units(), bool)
+    assert isinstance(precision_module.cpu_has_bfloat16_units(), bool)
 
 
 @pytest.mark.parametrize(("precision", "dtype"), [("bfloat16", torch.bfloat16), ("float32", torch.float32)])
