@@ -13,6 +13,7 @@ from sandglass.checkpoint import LoadedRun, latest_run, load_run
 from sandglass.data.batching import pad_sequences
 from sandglass.inference import generate
 from sandglass.models.build import max_source_tokens
+from sandglass.precision import autocast_for, uses_bfloat16
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,26 @@ class Translator:
     running the model. A line longer than the model's source limit (``max_source_tokens``: the model's
     ``max_length``, or the original SandGlass's fixed ``sequence_length``) is truncated to that many tokens
     and the rest of it is not translated. Sentences are sorted by length and run ``batch_size`` at a time.
+
+    ``precision``: ``bfloat16`` runs the model under bf16 autocast (on CPUs with AMX or AVX512-BF16 and on GPUs
+    about twice as fast at batch 64, slower at batch 1, and scores can move by a few tenths of a BLEU point);
+    ``auto`` picks it where the hardware multiplies bf16 natively; ``float32`` (the default) never does.
     """
 
-    def __init__(self, run: LoadedRun, *, device: str | torch.device = "cpu", batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        run: LoadedRun,
+        *,
+        device: str | torch.device = "cpu",
+        batch_size: int = 64,
+        precision: str = "float32",
+    ) -> None:
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.run = run
         self.device = resolve_device(device)
+        self.bfloat16 = uses_bfloat16(self.device, precision)
+        self.precision = "bfloat16" if self.bfloat16 else "float32"
         self.model = run.model.to(self.device).eval()
         self.tokenizer = run.tokenizer
         self.batch_size = int(batch_size)
@@ -69,12 +83,13 @@ class Translator:
         *,
         device: str | torch.device = "cpu",
         batch_size: int = 64,
+        precision: str = "float32",
         root: str | Path = "checkpoints",
     ) -> Translator:
         """Load the run folder ``path``, or the newest run under ``root`` when ``path`` is None."""
         run_dir = latest_run(Path(root)) if path is None else Path(path)
         device = resolve_device(device)
-        return cls(load_run(run_dir, device=device), device=device, batch_size=batch_size)
+        return cls(load_run(run_dir, device=device), device=device, batch_size=batch_size, precision=precision)
 
     def translate(
         self,
@@ -125,6 +140,7 @@ class Translator:
 
     def _translate_batch(self, source_ids: list[list[int]], beam_size: int) -> list[str]:
         src, src_mask = pad_sequences(source_ids, self.tokenizer.pad_id)
-        output_ids = generate(self.model, src.to(self.device), src_mask.to(self.device), beam_size=beam_size)
+        with autocast_for(self.device, self.precision):
+            output_ids = generate(self.model, src.to(self.device), src_mask.to(self.device), beam_size=beam_size)
         # A translation must stay on one line, whatever characters the vocabulary holds.
         return [" ".join(text.splitlines()) for text in self.tokenizer.decode(output_ids)]

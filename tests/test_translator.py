@@ -116,8 +116,32 @@ def test_invalid_settings_raise_value_errors(run_dir, translator):
         translator.translate([symbols(1)], beam_size=0)
     with pytest.raises(ValueError, match="device"):
         Translator(translator.run, device="nonsense")
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16"):
+        Translator(translator.run, precision="float16")
 
 
 def test_model_is_in_eval_mode_on_the_chosen_device(translator):
     assert not translator.model.training
     assert next(translator.model.parameters()).device == torch.device("cpu")
+
+
+@pytest.mark.parametrize(("precision", "autocast"), [("float32", False), ("bfloat16", True)])
+def test_the_model_runs_under_bf16_autocast_only_when_asked(translator, monkeypatch, precision, autocast):
+    seen = []
+
+    def generate(model, src, src_mask, *, beam_size=1):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return [[] for _ in range(src.shape[0])]
+
+    monkeypatch.setattr(translator_module, "generate", generate)
+    chosen = Translator(translator.run, precision=precision)
+    assert chosen.precision == precision
+    chosen.translate([symbols(1, 2), symbols(3)])
+    assert seen == [autocast]
+
+
+def test_auto_precision_follows_the_hardware(translator, monkeypatch):
+    monkeypatch.setattr(translator_module, "uses_bfloat16", lambda device, precision: precision != "float32")
+    assert Translator(translator.run, precision="auto").precision == "bfloat16"
+    monkeypatch.setattr(translator_module, "uses_bfloat16", lambda device, precision: precision == "bfloat16")
+    assert Translator(translator.run, precision="auto").precision == "float32"

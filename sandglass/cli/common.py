@@ -13,6 +13,7 @@ from rich.console import Console
 from sandglass.config import DEVICE
 from sandglass.data.corpus import DataError
 from sandglass.data.readers import read_lines, split_lines
+from sandglass.precision import PRECISIONS
 from sandglass.translator import Translator
 
 CheckpointOption = Annotated[
@@ -27,6 +28,14 @@ CheckpointOption = Annotated[
 BeamOption = Annotated[int, typer.Option("--beam", min=1, help="Beam size; 1 is greedy decoding.")]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", min=1, help="Sentences translated together.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto (GPU when there is one), cpu, cuda or cuda:N.")]
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="float32; bfloat16: about 2× faster in large batches on CPUs with AMX or AVX512-BF16 and on GPUs "
+        "(scores can move by a few tenths); auto: bfloat16 where the hardware has it.",
+    ),
+]
 EncodingErrorsOption = Annotated[
     str,
     typer.Option(
@@ -64,8 +73,13 @@ def check_device(device: str) -> str:
     return device
 
 
-def load_translator(checkpoint: Path | None, device: str, batch_size: int = 64) -> Translator:
-    return Translator.from_checkpoint(checkpoint, device=check_device(device), batch_size=batch_size)
+def load_translator(
+    checkpoint: Path | None, device: str, batch_size: int = 64, precision: str = "float32"
+) -> Translator:
+    check_choice(precision, PRECISIONS, "--precision")
+    return Translator.from_checkpoint(
+        checkpoint, device=check_device(device), batch_size=batch_size, precision=precision
+    )
 
 
 def read_input(source: str, encoding_errors: str) -> list[str]:

@@ -18,6 +18,8 @@ from sandglass.cli.common import (
     CheckpointOption,
     DeviceOption,
     EncodingErrorsOption,
+    PrecisionOption,
+    check_choice,
     check_device,
     load_translator,
     read_input,
@@ -29,6 +31,7 @@ from sandglass.cli.errors import UsageError
 from sandglass.data.corpus import DataError, ParallelCorpus
 from sandglass.data.readers import read_parallel_text
 from sandglass.metrics import exact_match, score_corpus
+from sandglass.precision import PRECISIONS
 from sandglass.training.dataset import data_paths, load_run_splits, paths_outside, relocated
 from sandglass.translator import TranslationTiming, Translator
 
@@ -56,11 +59,13 @@ def translate_command(
     beam: BeamOption = 1,
     batch_size: BatchSizeOption = 64,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "float32",
     encoding_errors: EncodingErrorsOption = "strict",
 ) -> None:
     check_device(device)
+    check_choice(precision, PRECISIONS, "--precision")
     lines = read_input(source, encoding_errors)
-    translator = load_translator(checkpoint, device, batch_size)
+    translator = load_translator(checkpoint, device, batch_size, precision)
     translations, timing = translate_with_progress(translator, lines, beam)
     write_lines(translations, output)
     report_timing(timing)
@@ -74,6 +79,7 @@ def eval_command(
     beam: BeamOption = 1,
     batch_size: BatchSizeOption = 64,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "float32",
     json_output: Annotated[bool, typer.Option("--json", help="Print the scores as one JSON object.")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the translations here.")] = None,
     data_dir: Annotated[
@@ -85,7 +91,7 @@ def eval_command(
         raise UsageError("give --src-file and --ref-file together")
     if split not in ("test", "valid"):
         raise typer.BadParameter(f"{split!r} is not one of test, valid", param_hint="'--split'")
-    translator = load_translator(checkpoint, device, batch_size)
+    translator = load_translator(checkpoint, device, batch_size, precision)
     if src_file is not None:
         corpus, data_name = read_parallel_text(src_file, ref_file), f"{src_file} + {ref_file}"
     else:
@@ -99,6 +105,7 @@ def eval_command(
         "data": data_name,
         "sentences": len(corpus),
         "beam": beam,
+        "precision": translator.precision,
         "bleu": scores.bleu,
         "bleu_lowercase": scores.bleu_lowercase,
         "chrf": scores.chrf,

@@ -37,6 +37,8 @@ def run_dir(tmp_path_factory):
         (["translate", "in.txt", "--batch-size", "-3"], ["--batch-size"]),
         (["translate", "in.txt", "--device", "tpu7"], ["device", "tpu7"]),
         (["translate"], ["FILE"]),
+        (["translate", "in.txt", "--precision", "half"], ["--precision", "half", "auto, float32, bfloat16"]),
+        (["eval", "--precision", "fp8"], ["--precision", "fp8"]),
         (["train", "--vocab-size", "0"], ["vocab_size", "--vocab-size"]),
         (["train", "--max-tokens", "-5"], ["max_tokens", "above zero"]),
         (["train", "--lr", "0"], ["lr", "above zero"]),

@@ -56,7 +56,7 @@ def test_eval_json_has_scores_and_signatures(run_dir, tmp_path):
     result = run_cli("eval", "-c", str(run_dir), "--src-file", str(sources), "--ref-file", str(references), "--json")
     assert result.exit_code == 0, result.stderr
     scores = json.loads(result.stdout)
-    assert scores["sentences"] == 2 and scores["beam"] == 1
+    assert scores["sentences"] == 2 and scores["beam"] == 1 and scores["precision"] == "float32"
     for name in ("bleu", "bleu_lowercase", "chrf", "ter", "exact_match", "seconds"):
         assert isinstance(scores[name], float)
     assert 0 <= scores["exact_match"] <= 100
@@ -71,3 +71,25 @@ def test_eval_of_the_runs_own_split_prints_a_table(run_dir, tmp_path):
     for name in ("BLEU", "chrF", "TER", "exact match", "nrefs:1"):
         assert name in result.stdout
     assert len(hypotheses.read_text(encoding="utf-8").splitlines()) == 500  # the synthetic validation split
+
+
+def test_translate_and_eval_in_bfloat16(run_dir, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    result = run_cli("translate", str(source), "-c", str(run_dir), "--precision", "bfloat16")
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.split("\n")) == len(LINES) + 1
+    scores = run_cli(
+        "eval",
+        "-c",
+        str(run_dir),
+        "--src-file",
+        str(source),
+        "--ref-file",
+        str(source),
+        "--json",
+        "--precision",
+        "bfloat16",
+    )
+    assert scores.exit_code == 0, scores.stderr
+    assert json.loads(scores.stdout)["precision"] == "bfloat16"
