@@ -24,14 +24,7 @@ from sandglass.models.sandglass import SandGlass
 from sandglass.models.transformer import Transformer
 from sandglass.tokenizer import Tokenizer
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    # Tiny convolutions run far faster on one thread when other processes share the CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

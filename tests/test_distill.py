@@ -4,7 +4,6 @@ import dataclasses
 import json
 
 import pytest
-import torch
 
 from sandglass.checkpoint import TOKENIZER_FILE, WEIGHTS_FILE, load_run
 from sandglass.config import ConfigError
@@ -16,13 +15,7 @@ from sandglass.training import train
 from sandglass.translator import Translator
 from tests.cli.runs import make_run
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture

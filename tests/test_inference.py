@@ -15,13 +15,7 @@ PAD, BOS, EOS = 0, 2, 3
 ARCHS = ["transformer", "sandglass", "original"]
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    # Tiny convolutions run far faster on one thread when other processes share the CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def make_model(arch: str, seed: int = 0) -> nn.Module:

@@ -14,13 +14,7 @@ VOCAB = 14
 PAD, BOS, EOS = 0, 2, 3
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    # Tiny convolutions run far faster on one thread when other processes share the CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def make_model(arch: str) -> nn.Module:

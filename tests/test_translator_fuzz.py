@@ -67,13 +67,7 @@ LINE = st.lists(FRAGMENT, max_size=8).map("".join) | LONG | st.sampled_from(["",
 LINES = st.lists(LINE, min_size=1, max_size=6)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    # Tiny models run far faster on one thread when other processes share the CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import dataclasses
 import json
 
 import pytest
-import torch
 
 from sandglass.bench.config import Direction
 from sandglass.checkpoint import CONFIG_FILE, WEIGHTS_FILE
@@ -24,12 +23,7 @@ TINY = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_bench_trains_both_models_and_writes_its_report(tmp_path):

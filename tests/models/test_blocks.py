@@ -24,13 +24,7 @@ WRAPPED_LAYERS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    # Tiny convolutions run far faster on one thread when other processes share the CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def block(letter: str, *, causal: bool = False, seed: int = 0) -> torch.nn.Module:

@@ -18,13 +18,7 @@ LENGTH = 8
 CONV_LAYERS = (Conv, ReduceConv, ExpandConv, ReverseConv)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    # Tiny convolutions run far faster on one thread when other processes share the CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def tiny_config(**overrides) -> OriginalConfig:
