@@ -18,10 +18,13 @@ class LossOutput:
     num_tokens: int
 
 
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Half-precision values are normalized and summed in float32; float32/float64 keep their dtype."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 def _float_log_softmax(logits: torch.Tensor) -> torch.Tensor:
-    # Half-precision logits are normalized in float32; float32/float64 keep their dtype.
-    dtype = torch.float32 if logits.dtype in (torch.float16, torch.bfloat16) else None
-    return F.log_softmax(logits, dim=-1, dtype=dtype)
+    return F.log_softmax(logits, dim=-1, dtype=_accumulation_dtype(logits.dtype))
 
 
 def label_smoothed_cross_entropy(
@@ -130,10 +133,6 @@ def ctc_loss_from_logits(
 # Elements of the vocabulary-sized tensors handled at once: a block of rows stays in cache between its passes
 # (on CPU, 16 rows of 8k are several times faster than whole frames).
 _BLOCK_ELEMENTS = 1 << 17
-
-
-def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 class _CTCFromLogits(torch.autograd.Function):

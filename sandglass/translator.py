@@ -69,8 +69,7 @@ class Translator:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.run = run
         self.device = resolve_device(device)
-        self.bfloat16 = uses_bfloat16(self.device, precision)
-        self.precision = "bfloat16" if self.bfloat16 else "float32"
+        self.precision = "bfloat16" if uses_bfloat16(self.device, precision) else "float32"
         self.model = run.model.to(self.device).eval()
         self.tokenizer = run.tokenizer
         self.batch_size = int(batch_size)
