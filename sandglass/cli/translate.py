@@ -179,7 +179,9 @@ def report_timing(timing: TranslationTiming) -> None:
 
 
 def scores_table(result: dict) -> Table:
-    table = Table(title=f"{result['data']}: {result['sentences']} sentences, beam {result['beam']}")
+    table = Table(
+        title=f"{result['data']}: {result['sentences']} sentences, beam {result['beam']}, {result['precision']}"
+    )
     table.add_column("metric")
     table.add_column("score", justify="right")
     table.add_column("sacreBLEU signature", overflow="fold")

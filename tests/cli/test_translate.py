@@ -68,7 +68,7 @@ def test_eval_of_the_runs_own_split_prints_a_table(run_dir, tmp_path):
     hypotheses = tmp_path / "hyp.txt"
     result = run_cli("eval", "-c", str(run_dir), "--split", "valid", "--output", str(hypotheses))
     assert result.exit_code == 0, result.stderr
-    for name in ("BLEU", "chrF", "TER", "exact match", "nrefs:1"):
+    for name in ("BLEU", "chrF", "TER", "exact match", "nrefs:1", "beam 1, float32"):
         assert name in result.stdout
     assert len(hypotheses.read_text(encoding="utf-8").splitlines()) == 500  # the synthetic validation split
 
