@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sandglass.layers.channels_last import sequence_conv
 from sandglass.layers.masking import attention_mask, zero_padding
 from sandglass.layers.padding import same_padding, same_padding_2d
 from sandglass.layers.relative_logits import RelativeEmbedding
@@ -222,7 +223,7 @@ class AugmentedConv(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_sequence(x, mask, self.in_channels, type(self).__name__)
         x = zero_padding(x, mask)
-        local = self.conv(F.pad(x.transpose(1, 2), (self.pad_front, self.pad_back))).transpose(1, 2)
+        local = sequence_conv(x, self.conv.weight, self.conv.bias, self.pad_front, self.pad_back)
         y = torch.cat([local, self.attention(x, mask)], dim=-1)
         return zero_padding(y, mask)
 

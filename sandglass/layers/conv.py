@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from sandglass.layers.channels_last import sequence_conv
 from sandglass.layers.masking import zero_padding
 from sandglass.layers.padding import same_padding
 from sandglass.layers.shapes import check_sequence, require_divisible, require_positive
@@ -76,10 +76,10 @@ class Conv(ConvBanksBase):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_sequence(x, mask, self.in_channels, type(self).__name__)
-        x = zero_padding(x, mask).transpose(1, 2)
+        x = zero_padding(x, mask)
         outputs = [
-            bank(F.pad(x, same_padding(size, self.causal)))
+            sequence_conv(x, bank.weight, bank.bias, *same_padding(size, self.causal))
             for bank, size in zip(self.banks, self.kernel_sizes, strict=True)
         ]
-        y = torch.cat(outputs, dim=1).transpose(1, 2)
+        y = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
         return zero_padding(y, mask)

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sandglass.layers.channels_last import window_conv
 from sandglass.layers.masking import full_mask, zero_padding
 from sandglass.layers.shapes import check_sequence, require_positive
 
@@ -68,6 +69,6 @@ class ReduceConv(WindowConvBase):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         check_sequence(x, mask, self.in_channels, type(self).__name__)
         x, mask = pad_to_windows(x, mask, self.kernel_size)
-        y = self.conv(x.transpose(1, 2)).transpose(1, 2)
+        y = window_conv(x, self.conv.weight, self.conv.bias)
         y_mask = window_mask(mask, self.kernel_size)
         return zero_padding(y, y_mask), y_mask
