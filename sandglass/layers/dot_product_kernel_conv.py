@@ -8,10 +8,11 @@ context ``g``:
     W[o, i] = Σ_m α[o, i, m] · K[m],   y = conv(x, W) + b.
 
 Without ``causal`` every sample has one kernel set, so the sample kernels ``W`` are built (small: ``M`` bank
-kernels mixed per channel pair) and all samples run as one grouped convolution. With ``causal`` the kernel
-changes with the position; since ``W`` is a mixture of bank kernels, ``y[o] = Σ_{i,m} α[o, i, m] · z[i, m] + b[o]``
-with ``z[i, m] = K[m] * x_i``: one depthwise convolution (``M`` kernels per channel), then one batched
-contraction per position.
+kernels mixed per channel pair) and applied in one batched product: in 1-D to the sequence's unfolded windows
+(``α`` is laid out input-major, so the kernels come out as that product's right-hand side with no copy), in 2-D
+as one grouped convolution. With ``causal`` the kernel changes with the position; since ``W`` is a mixture of
+bank kernels, ``y[o] = Σ_{i,m} α[o, i, m] · z[i, m] + b[o]`` with ``z[i, m] = K[m] * x_i``: one depthwise
+convolution (``M`` kernels per channel), then one batched contraction per position.
 """
 
 from __future__ import annotations
@@ -23,18 +24,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from sandglass.layers.context_conv import ContextConvBase, conv1d_same, image_context, sequence_context
+from sandglass.layers.kernel_mixture import mixed_kernels
 from sandglass.layers.masking import zero_padding
 from sandglass.layers.padding import same_padding, same_padding_2d
 from sandglass.layers.shapes import check_image, check_sequence
 
 
 def mix_bank_responses(alpha: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
-    """``y[o, p] = Σ_{i,m} α[p, m, o, i] · z[i, m, p]``: a kernel mixture per sample and position ``p``.
+    """``y[o, p] = Σ_{i,m} α[p, m, i, o] · z[i, m, p]``: a kernel mixture per sample and position ``p``.
 
     Shape:
-        alpha: (B, P, M, C_out, C_in), responses: (B, C_in, M, P) → (B, C_out, P)
+        alpha: (B, P, M, C_in, C_out), responses: (B, C_in, M, P) → (B, C_out, P)
     """
-    return torch.einsum("bpmoi,bimp->bop", alpha, responses)
+    return torch.einsum("bpmio,bimp->bop", alpha, responses)
 
 
 def grouped_sample_conv(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
@@ -47,6 +49,19 @@ def grouped_sample_conv(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     conv = F.conv1d if x.dim() == 3 else F.conv2d
     y = conv(x.reshape(1, -1, *x.shape[2:]), kernels.reshape(batch * out_channels, *kernels.shape[2:]), groups=batch)
     return y.view(batch, out_channels, *y.shape[2:])
+
+
+def sample_window_conv(x: torch.Tensor, kernels: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
+    """Each sample convolved with its own tap-major kernels, as one batched product over unfolded windows.
+
+        y[b, t, o] = Σ_{k,i} W[b, k, i, o] · x̃[b, t + k, i],   x̃ = x with ``padding`` zeros (front, back)
+
+    Shape:
+        x: (B, T, C_in), kernels: (B, ks, C_in, C_out) → (B, T + front + back - ks + 1, C_out)
+    """
+    batch, kernel_size, in_channels, out_channels = kernels.shape
+    windows = F.pad(x, (0, 0, *padding)).unfold(1, kernel_size, 1).transpose(-1, -2)  # (B, T', ks, C_in)
+    return windows.flatten(2) @ kernels.reshape(batch, kernel_size * in_channels, out_channels)
 
 
 class _DotProductKernelConvNd(ContextConvBase):
@@ -79,29 +94,36 @@ class _DotProductKernelConvNd(ContextConvBase):
         # start with different kernels instead of all with the bank's mean.
         nn.init.ones_(self.context_query.bias)
 
+    def keys_and_queries(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The keys ``κ[m] ⊙ q_in[i]`` and the queries ``q_out[o] ⊙ FC(g)`` of each context vector.
+
+        Shape:
+            context: (..., C_in) → keys: (M, C_in, D), queries: (..., C_out, D)
+        """
+        queries = self.context_query(context).unsqueeze(-2) * self.out_queries
+        keys = self.bank_keys.unsqueeze(1) * self.in_queries
+        return keys, queries
+
     def mixture_weights(self, context: torch.Tensor) -> torch.Tensor:
-        """``α[m, o, i] = softmax_m((q_in[i] ⊙ q_out[o] ⊙ FC(g)) · κ[m])`` for each context vector.
+        """``α[m, i, o] = softmax_m((q_in[i] ⊙ q_out[o] ⊙ FC(g)) · κ[m])`` for each context vector.
 
         The bank index comes first so the softmax runs over an outer dimension, which vectorizes over the
-        ``C_out · C_in`` channel pairs (a softmax over a last dimension of a few kernels is slow on CPUs).
+        ``C_in · C_out`` channel pairs (a softmax over a last dimension of a few kernels is slow on CPUs).
 
         Shape:
-            context: (..., C_in) → (..., M, C_out, C_in)
+            context: (..., C_in) → (..., M, C_in, C_out)
         """
-        queries = self.context_query(context).unsqueeze(-2) * self.out_queries  # (..., C_out, D)
-        keys = self.bank_keys.unsqueeze(1) * self.in_queries  # (M, C_in, D): κ[m] ⊙ q_in[i]
-        logits = queries.unsqueeze(-3) @ keys.transpose(1, 2)  # (..., M, C_out, C_in)
-        return logits.softmax(dim=-3)
+        keys, queries = self.keys_and_queries(context)
+        return (keys @ queries.unsqueeze(-3).transpose(-1, -2)).softmax(dim=-3)
 
-    def sample_kernels(self, alpha: torch.Tensor) -> torch.Tensor:
-        """``W[o, i] = Σ_m α[m, o, i] · K[m]`` for each sample.
+    def sample_kernels(self, context: torch.Tensor) -> torch.Tensor:
+        """``W[k, i, o] = Σ_m α[m, i, o] · K[m, k]`` for each sample's context, tap-major.
 
         Shape:
-            alpha: (B, M, C_out, C_in) → (B, C_out, C_in, ks[, ks])
+            context: (B, C_in) → (B, ks^d, C_in, C_out)
         """
-        bank = self.kernel_bank.flatten(1)  # (M, ks^d)
-        kernels = torch.einsum("bmoi,mk->boik", alpha, bank)
-        return kernels.unflatten(-1, self.kernel_shape)
+        keys, queries = self.keys_and_queries(context)
+        return mixed_kernels(keys, queries, self.kernel_bank.flatten(1))
 
     def add_bias(self, y: torch.Tensor) -> torch.Tensor:
         """``y[o, p] + b[o]``.
@@ -151,19 +173,19 @@ class DotProductKernelConv(_DotProductKernelConvNd):
         check_sequence(x, mask, self.in_channels, type(self).__name__)
         x = zero_padding(x, mask)
         context = sequence_context(x, mask, self.causal)
-        x = x.transpose(1, 2)  # (B, C_in, T)
         if self.causal:
-            y = self.causal_mix(x, self.mixture_weights(context))
+            y = self.add_bias(self.causal_mix(x.transpose(1, 2), self.mixture_weights(context))).transpose(1, 2)
         else:
-            kernels = self.sample_kernels(self.mixture_weights(context.squeeze(1)))
-            y = grouped_sample_conv(F.pad(x, same_padding(self.kernel_size)), kernels)
-        return zero_padding(self.add_bias(y).transpose(1, 2), mask)
+            kernels = self.sample_kernels(context.squeeze(1))  # (B, ks, C_in, C_out)
+            y = sample_window_conv(x, kernels, same_padding(self.kernel_size))
+            y = y if self.bias is None else y + self.bias
+        return zero_padding(y, mask)
 
     def causal_mix(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """Per-position kernels: the bank responses ``z[i, m] = K[m] * x_i``, mixed by each position's ``α``.
 
         Shape:
-            x: (B, C_in, T), alpha: (B, T, M, C_out, C_in) → (B, C_out, T)
+            x: (B, C_in, T), alpha: (B, T, M, C_in, C_out) → (B, C_out, T)
         """
         batch, channels, length = x.shape
         per_channel = x.reshape(batch * channels, 1, length)
@@ -187,6 +209,7 @@ class DotProductKernelConv2d(_DotProductKernelConvNd):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image(x, self.in_channels, type(self).__name__)
-        kernels = self.sample_kernels(self.mixture_weights(image_context(x)))
+        kernels = self.sample_kernels(image_context(x))  # (B, ks², C_in, C_out)
+        kernels = kernels.permute(0, 3, 2, 1).unflatten(-1, self.kernel_shape)  # (B, C_out, C_in, ks, ks)
         y = grouped_sample_conv(F.pad(x, same_padding_2d(self.kernel_size)), kernels)
         return self.add_bias(y.flatten(2)).view_as(y)
