@@ -11,7 +11,7 @@ import dataclasses
 import os
 import platform
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +21,7 @@ import torch
 from sandglass.bench.config import TEST_SET, BenchConfig, Direction
 from sandglass.bench.events import BenchCallbacks, DecodingMeasured, StageStarted
 from sandglass.bench.isolated import TrainedRun, TrainingJob, train_in_child
+from sandglass.bench.report import write_report
 from sandglass.bench.results import (
     DISTILLED,
     SANDGLASS,
@@ -48,20 +49,34 @@ from sandglass.translator import Translator
 
 
 def run_bench(config: BenchConfig, *, command: str = "", callbacks: BenchCallbacks | None = None) -> BenchResult:
-    """Train and measure every model of every direction of ``config``."""
+    """Train and measure every model of every direction of ``config``.
+
+    The report in ``config.output_dir`` is rewritten after each model, so a bench that is stopped keeps the
+    figures of every model it finished."""
     callbacks = callbacks or BenchCallbacks()
     check_output_dir(config)
     started = datetime.now().astimezone()
+    machine = describe_machine(config)
+
+    def result_of(directions: list[DirectionResult]) -> BenchResult:
+        return BenchResult(
+            date=started.isoformat(timespec="seconds"),
+            command=command,
+            budget_seconds=config.budget,
+            machine=machine,
+            settings=config.to_dict(),
+            directions=directions,
+        )
+
+    finished: list[DirectionResult] = []
+
+    def report_so_far(current: DirectionResult) -> None:
+        write_report(result_of([*finished, current]), config.output_dir)
+
     with torch_threads(config.threads):
-        directions = [bench_direction(config, direction, callbacks) for direction in config.directions]
-    return BenchResult(
-        date=started.isoformat(timespec="seconds"),
-        command=command,
-        budget_seconds=config.budget,
-        machine=describe_machine(config),
-        settings=config.to_dict(),
-        directions=directions,
-    )
+        for direction in config.directions:
+            finished.append(bench_direction(config, direction, callbacks, report_so_far))
+    return result_of(finished)
 
 
 def check_output_dir(config: BenchConfig) -> None:
@@ -72,8 +87,14 @@ def check_output_dir(config: BenchConfig) -> None:
             raise CheckpointError(f"{folder} already holds a bench's runs; choose another --output")
 
 
-def bench_direction(config: BenchConfig, direction: Direction, callbacks: BenchCallbacks) -> DirectionResult:
-    """Every model of one direction, trained and measured in turn (the Transformer first: it is the teacher)."""
+def bench_direction(
+    config: BenchConfig,
+    direction: Direction,
+    callbacks: BenchCallbacks,
+    on_model: Callable[[DirectionResult], object] = lambda current: None,
+) -> DirectionResult:
+    """Every model of one direction, trained and measured in turn (the Transformer first: it is the teacher);
+    ``on_model`` receives the direction's result so far after each model."""
     splits = load_bench_splits(config, direction)
     data = DataConfig(
         dataset="multi30k",
@@ -85,20 +106,27 @@ def bench_direction(config: BenchConfig, direction: Direction, callbacks: BenchC
     tokenizer = tokenizer_for(splits, data, config.data_cache)
     folder = config.output_dir / direction.name
     bench = DirectionBench(config, direction, splits, tokenizer, folder, callbacks)
+
+    def result_of(models: list[ModelResult]) -> DirectionResult:
+        return DirectionResult(
+            src=direction.src,
+            tgt=direction.tgt,
+            test_set=TEST_SET,
+            test_sentences=len(splits.test),
+            train_pairs=len(splits.train),
+            vocab_size=tokenizer.vocab_size,
+            models=models,
+            comparisons=[compare(model, models[0], config.batch_size) for model in models[1:]],
+        )
+
     transformer = bench.train_and_measure(TRANSFORMER, config.transformer_preset, data)
+    on_model(result_of([transformer]))
     models = [transformer, bench.train_and_measure(SANDGLASS, config.sandglass_preset, data)]
+    on_model(result_of(models))
     if config.distill:
         models.append(bench.distill_and_measure(transformer, data))
-    return DirectionResult(
-        src=direction.src,
-        tgt=direction.tgt,
-        test_set=TEST_SET,
-        test_sentences=len(splits.test),
-        train_pairs=len(splits.train),
-        vocab_size=tokenizer.vocab_size,
-        models=models,
-        comparisons=[compare(model, transformer, config.batch_size) for model in models[1:]],
-    )
+        on_model(result_of(models))
+    return result_of(models)
 
 
 def load_bench_splits(config: BenchConfig, direction: Direction) -> DataSplits:

@@ -40,8 +40,9 @@ BENCH_HELP = (
     "Train SandGlass and the Transformer reference on Multi30k for the same wall-clock budget, with one shared "
     "sentencepiece model, then score (sacreBLEU, chrF, with signatures) and time (sentences/s at batch 1 and 64) "
     "every decoding method on test_2016_flickr.\n\n"
-    "Writes bench.json, bench.md (the table) and validation_bleu.png into --output. Each model trains in a process "
-    "of its own, so its peak memory is its own. --merge A/bench.json B/bench.json joins benches (e.g. de-en and "
+    "Writes bench.json, bench.md (the table) and validation_bleu.png into --output, again after each model, so a "
+    "stopped bench keeps what it measured. Each model trains in a process of its own, so its peak memory is its "
+    "own. --merge A/bench.json B/bench.json joins benches (e.g. de-en and "
     "en-de) into one table without training. Every option can also come from a TOML file (--config) with a "
     "\\[bench] section whose keys are the option names; the command line wins."
 )

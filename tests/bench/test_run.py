@@ -30,9 +30,13 @@ class Recorder(BenchCallbacks):
                 recorder.training_events.append(event)
 
         self.training = Training()
+        self.output_dir = None
+        self.models_on_file = []
 
     def stage_started(self, event):
         self.stages.append((event.model, event.stage))
+        if event.stage == "train":
+            self.models_on_file.append(models_in_report(self.output_dir))
 
     def training_callbacks(self):
         return self.training
@@ -44,17 +48,27 @@ class Recorder(BenchCallbacks):
         self.measured.append((event.model, event.method))
 
 
+def models_in_report(folder):
+    """The models in the bench.json written so far, or None when there is none yet."""
+    path = folder / "bench.json"
+    if not path.is_file():
+        return None
+    return [model.name for direction in BenchResult.load(path).directions for model in direction.models]
+
+
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
     config = tiny_bench_config(write_tiny_multi30k(root / "multi30k"), root / "out", distill=True)
     recorder = Recorder()
+    recorder.output_dir = config.output_dir
     result = run_bench(config, command="sandglass bench (test)", callbacks=recorder)
-    return config, result, write_report(result, config.output_dir), recorder
+    on_file_at_the_end = BenchResult.load(config.output_dir / "bench.json")
+    return config, result, write_report(result, config.output_dir), recorder, on_file_at_the_end
 
 
 def test_bench_json_has_every_field(bench):
-    config, _, files, _ = bench
+    config, _, files, _, _ = bench
     raw = json.loads(files.json.read_text(encoding="utf-8"))
     assert set(raw) == {"date", "command", "budget_seconds", "machine", "settings", "directions", "version"}
     assert raw["budget_seconds"] == config.budget and raw["command"] == "sandglass bench (test)"
@@ -115,12 +129,12 @@ def assert_model_fields(model, config):
 
 
 def test_result_reads_back_as_written(bench):
-    _, result, files, _ = bench
+    _, result, files, _, _ = bench
     assert BenchResult.load(files.json) == result
 
 
 def test_table_and_plot_are_written(bench):
-    _, _, files, _ = bench
+    _, _, files, _, _ = bench
     table = files.table.read_text(encoding="utf-8")
     for text in ["## de → en", "test_2016_flickr", "| transformer | transformer-tiny |", "| ctc-beam2 |", "Signatures"]:
         assert text in table, text
@@ -129,7 +143,7 @@ def test_table_and_plot_are_written(bench):
 
 
 def test_every_model_uses_the_one_tokenizer_and_the_distilled_one_the_teacher_outputs(bench):
-    config, _, _, _ = bench
+    config, _, _, _, _ = bench
     folder = config.output_dir / "de-en"
     shared = (folder / TOKENIZER_FILE).read_bytes()
     for model in MODEL_METHODS:
@@ -142,14 +156,21 @@ def test_every_model_uses_the_one_tokenizer_and_the_distilled_one_the_teacher_ou
 
 
 def test_progress_reaches_the_callbacks(bench):
-    _, _, _, recorder = bench
+    _, _, _, recorder, _ = bench
     assert recorder.stages[:2] == [("transformer", "train"), ("transformer", "evaluate")]
     assert ("sandglass-distilled", "distill") in recorder.stages
     assert recorder.measured == [(model, method) for model, methods in MODEL_METHODS.items() for method in methods]
     assert recorder.translated == SPLIT_SIZES["train"] and recorder.training_events
 
 
+def test_the_report_is_rewritten_after_each_model(bench):
+    _, result, _, recorder, on_file_at_the_end = bench
+    # Read when each training starts: nothing before the first, then every model finished so far.
+    assert recorder.models_on_file == [None, ["transformer"], ["transformer", "sandglass"]]
+    assert on_file_at_the_end == result
+
+
 def test_a_second_bench_into_the_same_folder_is_refused(bench):
-    config, _, _, _ = bench
+    config, _, _, _, _ = bench
     with pytest.raises(CheckpointError, match="already holds a bench's runs; choose another --output"):
         run_bench(config)
