@@ -2,6 +2,8 @@ import pytest
 import torch
 from torch import nn
 
+from sandglass.config import preset
+from sandglass.models import build_model
 from sandglass.summary import summary
 
 
@@ -64,3 +66,12 @@ def test_the_seed_augmented_conv_example_totals_5204_parameters_in_its_five_part
     table = summary(model, torch.ones(1, 10, 32, 32))
     assert table.total_params == 5204 == sum(p.numel() for p in model.parameters())
     assert [row.params for row in table.rows] == [910, 4016, 132, 63, 63, 20]
+
+
+def test_every_sandglass_layer_with_weights_reports_its_output_shape():
+    model = build_model(preset("tiny").model, 50)
+    source = torch.randint(4, 50, (2, 7))
+    table = summary(model, (source, torch.ones(2, 7, dtype=torch.bool)))
+    assert [row.name for row in table.rows if row.params and row.output_shape == "—"] == []
+    convs = [row for row in table.rows if row.type in {"SequenceConv1d", "WindowConv1d", "WindowConvTranspose1d"}]
+    assert {row.type for row in convs} == {"SequenceConv1d", "WindowConv1d", "WindowConvTranspose1d"}

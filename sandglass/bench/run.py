@@ -21,7 +21,7 @@ import torch
 from sandglass.bench.config import TEST_SET, BenchConfig, Direction
 from sandglass.bench.events import BenchCallbacks, DecodingMeasured, StageStarted
 from sandglass.bench.isolated import TrainedRun, TrainingJob, train_in_child
-from sandglass.bench.report import write_report
+from sandglass.bench.report import JSON_FILE, write_report
 from sandglass.bench.results import (
     DISTILLED,
     SANDGLASS,
@@ -80,7 +80,10 @@ def run_bench(config: BenchConfig, *, command: str = "", callbacks: BenchCallbac
 
 
 def check_output_dir(config: BenchConfig) -> None:
-    """A bench never trains over the runs of an earlier one."""
+    """A bench never trains over the runs of an earlier one, nor rewrites its report."""
+    report = config.output_dir / JSON_FILE
+    if report.exists():
+        raise CheckpointError(f"{report} holds an earlier bench's figures; choose another --output")
     for direction in config.directions:
         folder = config.output_dir / direction.name
         if folder.is_dir() and any(folder.iterdir()):

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sandglass.layers.channels_last import sequence_conv
+from sandglass.layers.channels_last import SequenceConv1d
 from sandglass.layers.masking import attention_mask, zero_padding
 from sandglass.layers.padding import same_padding, same_padding_2d
 from sandglass.layers.relative_logits import RelativeEmbedding
@@ -208,8 +208,7 @@ class AugmentedConv(nn.Module):
         super().__init__()
         _check_conv_sizes(in_channels, filters, kernel_size, dv)
         self.in_channels, self.filters, self.causal = in_channels, filters, causal
-        self.pad_front, self.pad_back = same_padding(kernel_size, causal)
-        self.conv = nn.Conv1d(in_channels, filters - dv, kernel_size)
+        self.conv = SequenceConv1d(in_channels, filters - dv, kernel_size, padding=same_padding(kernel_size, causal))
         self.attention = AugmentedAttention(
             in_channels,
             dk=dk,
@@ -223,7 +222,7 @@ class AugmentedConv(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_sequence(x, mask, self.in_channels, type(self).__name__)
         x = zero_padding(x, mask)
-        local = sequence_conv(x, self.conv.weight, self.conv.bias, self.pad_front, self.pad_back)
+        local = self.conv(x)
         y = torch.cat([local, self.attention(x, mask)], dim=-1)
         return zero_padding(y, mask)
 

@@ -3,14 +3,18 @@
 ``nn.Conv1d`` wants ``(B, C, T)``; the layers hold ``(B, T, C)``. Unfolding the windows and multiplying by the
 flattened kernel computes the same sums and skips the two transposed copies. At batch 1 it also avoids PyTorch's
 unblocked small-input convolution kernels; the stride = kernel size layers are a plain reshape and one product,
-which halves their backward pass. The layers keep their ``nn.Conv1d`` / ``nn.ConvTranspose1d`` modules as the
-holders of the weights (so ``state_dict`` keys are unchanged).
+which halves their backward pass. The price: a stride-1 convolution keeps its unfolded input (``ks`` times the
+input) for the backward pass where ``conv1d`` keeps the input itself.
+
+The modules are ``nn.Conv1d`` / ``nn.ConvTranspose1d`` with the same parameters and initialization (so
+``state_dict`` keys are unchanged) whose ``forward`` takes and returns ``(B, T, C)``.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def sequence_conv(
@@ -52,6 +56,61 @@ def window_transposed_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
     """
     batch, length, in_channels = x.shape
     _, out_channels, kernel_size = weight.shape
-    taps = x @ weight.reshape(in_channels, out_channels * kernel_size)  # (B, T, C_out·ks), the weight's own layout
-    y = taps.view(batch, length, out_channels, kernel_size).transpose(2, 3).reshape(batch, -1, out_channels)
-    return y if bias is None else y + bias
+    # Column o·ks + k of the weight's own layout is W[:, o, k], so the product needs no weight copy.
+    stacked_bias = None if bias is None else bias.repeat_interleave(kernel_size)
+    taps = F.linear(x, weight.reshape(in_channels, out_channels * kernel_size).t(), stacked_bias)
+    return taps.view(batch, length, out_channels, kernel_size).transpose(2, 3).reshape(batch, -1, out_channels)
+
+
+class SequenceConv1d(nn.Conv1d):
+    """``nn.Conv1d`` on ``(B, T, C)`` with ``padding = (front, back)`` zeros: :func:`sequence_conv`.
+
+        y[t] = Σ_{k<ks} W[:, :, k] · x[t - front + k] + b
+
+    Shape:
+        x: (B, T, C_in) → (B, T + front + back - ks + 1, C_out)
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, *, padding: tuple[int, int], bias: bool = True
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, bias=bias)
+        self.sequence_padding = padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sequence_conv(x, self.weight, self.bias, *self.sequence_padding)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, sequence_padding={self.sequence_padding}, channels_last=True"
+
+
+class WindowConv1d(nn.Conv1d):
+    """``nn.Conv1d`` with stride = kernel size on ``(B, T, C)``, ``T`` a multiple of it: :func:`window_conv`.
+
+        y[n] = Σ_{k<ks} W[:, :, k] · x[n·ks + k] + b
+
+    Shape:
+        x: (B, N·ks, C_in) → (B, N, C_out)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=kernel_size, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return window_conv(x, self.weight, self.bias)
+
+
+class WindowConvTranspose1d(nn.ConvTranspose1d):
+    """``nn.ConvTranspose1d`` with stride = kernel size on ``(B, T, C)``: :func:`window_transposed_conv`.
+
+        y[i·ks + k] = x[i] · W[:, :, k] + b
+
+    Shape:
+        x: (B, T, C_in) → (B, T·ks, C_out)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=kernel_size, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return window_transposed_conv(x, self.weight, self.bias)

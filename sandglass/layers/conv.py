@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sandglass.layers.channels_last import sequence_conv
+from sandglass.layers.channels_last import SequenceConv1d
 from sandglass.layers.masking import zero_padding
 from sandglass.layers.padding import same_padding
 from sandglass.layers.shapes import check_sequence, require_divisible, require_positive
@@ -72,14 +72,14 @@ class Conv(ConvBanksBase):
         super().__init__(in_channels, out_channels, kernel_sizes, causal)
         require_divisible("out_channels", out_channels, "the number of kernel_sizes", len(self.kernel_sizes))
         bank_channels = out_channels // len(self.kernel_sizes)
-        self.banks = nn.ModuleList(nn.Conv1d(in_channels, bank_channels, size, bias=bias) for size in self.kernel_sizes)
+        self.banks = nn.ModuleList(
+            SequenceConv1d(in_channels, bank_channels, size, padding=same_padding(size, causal), bias=bias)
+            for size in self.kernel_sizes
+        )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_sequence(x, mask, self.in_channels, type(self).__name__)
         x = zero_padding(x, mask)
-        outputs = [
-            sequence_conv(x, bank.weight, bank.bias, *same_padding(size, self.causal))
-            for bank, size in zip(self.banks, self.kernel_sizes, strict=True)
-        ]
+        outputs = [bank(x) for bank in self.banks]
         y = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
         return zero_padding(y, mask)

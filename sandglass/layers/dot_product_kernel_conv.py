@@ -13,6 +13,9 @@ kernels mixed per channel pair) and applied in one batched product: in 1-D to th
 as one grouped convolution. With ``causal`` the kernel changes with the position; since ``W`` is a mixture of
 bank kernels, ``y[o] = Σ_{i,m} α[o, i, m] · z[i, m] + b[o]`` with ``z[i, m] = K[m] * x_i``: one depthwise
 convolution (``M`` kernels per channel), then one batched contraction per position.
+
+In storage the bank index comes first and the input channel before the output one: the arrays hold
+``α[m, i, o]`` (the equations' ``α[o, i, m]``) and tap-major kernels ``W[k, i, o]`` (the equations' ``W[o, i, k]``).
 """
 
 from __future__ import annotations
@@ -39,15 +42,17 @@ def mix_bank_responses(alpha: torch.Tensor, responses: torch.Tensor) -> torch.Te
     return torch.einsum("bpmio,bimp->bop", alpha, responses)
 
 
-def grouped_sample_conv(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
-    """Each sample convolved with its own kernels, all samples at once as one grouped convolution.
+def grouped_sample_conv2d(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Each image convolved with its own kernels, all images at once as one grouped convolution.
+
+        y[b, o] = Σ_i W[b, o, i] ⋆ x[b, i]
 
     Shape:
-        x: (B, C_in, *S) zero-padded, kernels: (B, C_out, C_in, *K) → (B, C_out, *S')
+        x: (B, C_in, H', W') zero-padded, kernels: (B, C_out, C_in, ks, ks) → (B, C_out, H' - ks + 1, W' - ks + 1)
     """
     batch, out_channels = kernels.shape[:2]
-    conv = F.conv1d if x.dim() == 3 else F.conv2d
-    y = conv(x.reshape(1, -1, *x.shape[2:]), kernels.reshape(batch * out_channels, *kernels.shape[2:]), groups=batch)
+    images = x.reshape(1, -1, *x.shape[2:])
+    y = F.conv2d(images, kernels.reshape(batch * out_channels, *kernels.shape[2:]), groups=batch)
     return y.view(batch, out_channels, *y.shape[2:])
 
 
@@ -211,5 +216,5 @@ class DotProductKernelConv2d(_DotProductKernelConvNd):
         check_image(x, self.in_channels, type(self).__name__)
         kernels = self.sample_kernels(image_context(x))  # (B, ks², C_in, C_out)
         kernels = kernels.permute(0, 3, 2, 1).unflatten(-1, self.kernel_shape)  # (B, C_out, C_in, ks, ks)
-        y = grouped_sample_conv(F.pad(x, same_padding_2d(self.kernel_size)), kernels)
+        y = grouped_sample_conv2d(F.pad(x, same_padding_2d(self.kernel_size)), kernels)
         return self.add_bias(y.flatten(2)).view_as(y)

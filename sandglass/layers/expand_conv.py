@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from sandglass.layers.channels_last import window_transposed_conv
+from sandglass.layers.channels_last import WindowConvTranspose1d
 from sandglass.layers.masking import full_mask, zero_padding
 from sandglass.layers.reduce_conv import WindowConvBase
 from sandglass.layers.shapes import check_sequence
@@ -23,10 +22,10 @@ class ExpandConv(WindowConvBase):
         x: (B, T, C_in), mask: (B, T) → y: (B, T·ks, C_out), y_mask: (B, T·ks)
     """
 
-    conv_type = nn.ConvTranspose1d
+    conv_type = WindowConvTranspose1d
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         check_sequence(x, mask, self.in_channels, type(self).__name__)
-        y = window_transposed_conv(zero_padding(x, mask), self.conv.weight, self.conv.bias)
+        y = self.conv(zero_padding(x, mask))
         y_mask = (full_mask(x) if mask is None else mask).repeat_interleave(self.kernel_size, dim=1)
         return zero_padding(y, y_mask), y_mask

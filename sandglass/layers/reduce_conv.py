@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sandglass.layers.channels_last import window_conv
+from sandglass.layers.channels_last import WindowConv1d, WindowConvTranspose1d
 from sandglass.layers.masking import full_mask, zero_padding
 from sandglass.layers.shapes import check_sequence, require_positive
 
@@ -36,10 +36,10 @@ class WindowConvBase(nn.Module):
     """Sizes and weights shared by :class:`ReduceConv` and :class:`ExpandConv`: a ``conv_type`` with stride = ``ks``.
 
     ``in_channels``, ``out_channels`` and ``kernel_size`` must be positive integers; ``conv_type`` is set by each
-    layer class (``nn.Conv1d`` to reduce, ``nn.ConvTranspose1d`` to expand).
+    layer class (:class:`WindowConv1d` to reduce, :class:`WindowConvTranspose1d` to expand).
     """
 
-    conv_type: type[nn.Conv1d] | type[nn.ConvTranspose1d]
+    conv_type: type[WindowConv1d] | type[WindowConvTranspose1d]
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, bias: bool = True) -> None:
         super().__init__()
@@ -48,7 +48,7 @@ class WindowConvBase(nn.Module):
         require_positive("kernel_size", kernel_size)
         self.in_channels = in_channels
         self.kernel_size = kernel_size
-        self.conv = self.conv_type(in_channels, out_channels, kernel_size, stride=kernel_size, bias=bias)
+        self.conv = self.conv_type(in_channels, out_channels, kernel_size, bias=bias)
 
 
 class ReduceConv(WindowConvBase):
@@ -64,11 +64,11 @@ class ReduceConv(WindowConvBase):
         x: (B, T, C_in), mask: (B, T) → y: (B, ceil(T / ks), C_out), y_mask: (B, ceil(T / ks))
     """
 
-    conv_type = nn.Conv1d
+    conv_type = WindowConv1d
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         check_sequence(x, mask, self.in_channels, type(self).__name__)
         x, mask = pad_to_windows(x, mask, self.kernel_size)
-        y = window_conv(x, self.conv.weight, self.conv.bias)
+        y = self.conv(x)
         y_mask = window_mask(mask, self.kernel_size)
         return zero_padding(y, y_mask), y_mask

@@ -1,11 +1,12 @@
 """A whole bench on a tiny Multi30k-layout folder: tiny presets, two seconds per model, with distillation."""
 
+import dataclasses
 import gzip
 import json
 
 import pytest
 
-from sandglass.bench import BenchResult, run_bench, write_report
+from sandglass.bench import BenchResult, Direction, run_bench, write_report
 from sandglass.bench.events import BenchCallbacks
 from sandglass.checkpoint import CONFIG_FILE, TOKENIZER_FILE, CheckpointError
 from sandglass.config import RunConfig
@@ -172,5 +173,15 @@ def test_the_report_is_rewritten_after_each_model(bench):
 
 def test_a_second_bench_into_the_same_folder_is_refused(bench):
     config, _, _, _, _ = bench
+    with pytest.raises(CheckpointError, match="holds an earlier bench's figures; choose another --output"):
+        run_bench(config)
+    other_direction = dataclasses.replace(config, directions=(Direction("en", "de"),))
+    with pytest.raises(CheckpointError, match="bench.json holds an earlier bench's figures"):
+        run_bench(other_direction)
+
+
+def test_runs_of_an_earlier_bench_are_never_trained_over(tmp_path):
+    config = tiny_bench_config(tmp_path / "multi30k", tmp_path / "out")
+    (config.output_dir / "de-en" / "transformer").mkdir(parents=True)
     with pytest.raises(CheckpointError, match="already holds a bench's runs; choose another --output"):
         run_bench(config)
