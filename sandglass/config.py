@@ -45,8 +45,8 @@ class SandGlassConfig:
     d_model: int = 256
     encoder: str = "C-C"
     blocks_per_stage: int = 2
-    center: str = "T-T-T"
-    output: str = ""
+    center: str = "T-T"
+    output: str = "T"
     reduce: Literal["conv", "attention"] = "conv"
     reduce_factor: int = 2
     upsample: int = 2
