@@ -2,16 +2,21 @@
 
 The child is started with ``spawn`` (a fresh interpreter, nothing inherited from the bench), trains with
 :func:`sandglass.training.train`, and sends its progress events back through a queue; the parent passes them
-to its callbacks as they arrive. The child's errors are raised again in the parent.
+to its callbacks as they arrive. The child's errors are raised again in the parent. A child whose parent is
+gone (the bench was killed) stops as on SIGTERM: it saves a checkpoint and ends, instead of training on alone.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
+import signal
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,7 @@ from sandglass.training import (
 PLAIN_ERRORS = {error.__name__: error for error in (ConfigError, DataError, CheckpointError, TokenizerError)}
 PLAIN_ERRORS[TrainingStopped.__name__] = TrainingStopped
 POLL_SECONDS = 0.5
+PARENT_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -139,7 +145,31 @@ def run_job(job: TrainingJob, callbacks: TrainingCallbacks) -> TrainedRun:
     return TrainedRun(result, recorder.parameters, recorder.curve, recorder.window_rates, peak_rss_mib())
 
 
+def watch_parent(
+    parent_pid: int,
+    on_orphaned: Callable[[], None],
+    *,
+    current_parent: Callable[[], int] = os.getppid,
+    poll_seconds: float = PARENT_POLL_SECONDS,
+) -> threading.Thread:
+    """A daemon thread that calls ``on_orphaned`` once this process' parent is no longer ``parent_pid``."""
+
+    def watch() -> None:
+        while current_parent() == parent_pid:
+            time.sleep(poll_seconds)
+        on_orphaned()
+
+    watcher = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    watcher.start()
+    return watcher
+
+
+def _interrupt_self() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)  # the trainer's handler: finish the batch, save, stop
+
+
 def _child_main(job: TrainingJob, messages: Any) -> None:
+    watch_parent(os.getppid(), _interrupt_self)
     try:
         messages.put(("done", run_job(job, QueueCallbacks(messages))))
     except TrainingInterrupted as error:

@@ -1,11 +1,12 @@
 """Training in a child process: events come back, the result comes back, errors are raised again here."""
 
 import dataclasses
+import threading
 from pathlib import Path
 
 import pytest
 
-from sandglass.bench.isolated import TrainingJob, TrainingRecorder, peak_rss_mib, train_in_child
+from sandglass.bench.isolated import TrainingJob, TrainingRecorder, peak_rss_mib, train_in_child, watch_parent
 from sandglass.config import DataConfig, RunConfig, TrainConfig, preset
 from sandglass.data.corpus import DataError
 from sandglass.data.loading import load_splits
@@ -71,3 +72,13 @@ def test_recorder_stamps_validations_and_keeps_window_rates():
 
 def test_peak_memory_is_reported_in_mebibytes():
     assert 10 < peak_rss_mib() < 1_000_000
+
+
+def test_parent_watch_waits_while_the_parent_lives_and_fires_once_it_is_gone():
+    parent = [41]
+    orphaned = threading.Event()
+    watcher = watch_parent(41, orphaned.set, current_parent=lambda: parent[0], poll_seconds=0.01)
+    assert not orphaned.wait(timeout=0.2)
+    parent[0] = 1  # reparented: the bench is gone
+    watcher.join(timeout=5)
+    assert orphaned.is_set() and not watcher.is_alive()
