@@ -27,9 +27,19 @@ def sequence_conv(
     Shape:
         x: (B, T, C_in), weight: (C_out, C_in, ks) → (B, T + front + back - ks + 1, C_out)
     """
-    kernel_size = weight.shape[-1]
-    windows = F.pad(x, (0, 0, front, back)).unfold(1, kernel_size, 1)  # (B, T', C_in, ks)
+    windows = sequence_windows(x, weight.shape[-1], front, back)
     return F.linear(windows.flatten(2), weight.flatten(1), bias)
+
+
+def sequence_windows(x: torch.Tensor, kernel_size: int, front: int, back: int) -> torch.Tensor:
+    """The ``ks`` positions each output of a stride-1 convolution reads, as a view of the padded sequence.
+
+        windows[t, :, k] = x[t - front + k],   x zero outside 0..T-1
+
+    Shape:
+        x: (B, T, C) → (B, T + front + back - ks + 1, C, ks)
+    """
+    return F.pad(x, (0, 0, front, back)).unfold(1, kernel_size, 1)
 
 
 def window_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

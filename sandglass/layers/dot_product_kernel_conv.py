@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sandglass.layers.channels_last import sequence_windows
 from sandglass.layers.context_conv import ContextConvBase, conv1d_same, image_context, sequence_context
-from sandglass.layers.kernel_mixture import mixed_kernels
+from sandglass.layers.kernel_mixture import bank_mixture_weights, mixed_kernels
 from sandglass.layers.masking import zero_padding
 from sandglass.layers.padding import same_padding, same_padding_2d
 from sandglass.layers.shapes import check_image, check_sequence
@@ -65,7 +66,7 @@ def sample_window_conv(x: torch.Tensor, kernels: torch.Tensor, padding: tuple[in
         x: (B, T, C_in), kernels: (B, ks, C_in, C_out) → (B, T + front + back - ks + 1, C_out)
     """
     batch, kernel_size, in_channels, out_channels = kernels.shape
-    windows = F.pad(x, (0, 0, *padding)).unfold(1, kernel_size, 1).transpose(-1, -2)  # (B, T', ks, C_in)
+    windows = sequence_windows(x, kernel_size, *padding).transpose(-1, -2)  # (B, T', ks, C_in)
     return windows.flatten(2) @ kernels.reshape(batch, kernel_size * in_channels, out_channels)
 
 
@@ -118,8 +119,7 @@ class _DotProductKernelConvNd(ContextConvBase):
         Shape:
             context: (..., C_in) → (..., M, C_in, C_out)
         """
-        keys, queries = self.keys_and_queries(context)
-        return (keys @ queries.unsqueeze(-3).transpose(-1, -2)).softmax(dim=-3)
+        return bank_mixture_weights(*self.keys_and_queries(context))
 
     def sample_kernels(self, context: torch.Tensor) -> torch.Tensor:
         """``W[k, i, o] = Σ_m α[m, i, o] · K[m, k]`` for each sample's context, tap-major.

@@ -28,6 +28,17 @@ def mixed_kernels(keys: torch.Tensor, queries: torch.Tensor, bank: torch.Tensor)
     return _BankMixture.apply(keys, queries, bank)
 
 
+def bank_mixture_weights(keys: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    """The mixture weights of every channel pair over the bank kernels, bank index first.
+
+        α[m, i, o] = softmax_m(keys[m, i] · queries[o])
+
+    Shape:
+        keys: (M, C_in, D), queries: (..., C_out, D) → (..., M, C_in, C_out)
+    """
+    return (keys @ queries.unsqueeze(-3).transpose(-1, -2)).softmax(dim=-3)
+
+
 def mixed_kernels_reference(keys: torch.Tensor, queries: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
     """:func:`mixed_kernels` through autograd's own operations: the reference its backward is tested against.
 
@@ -36,8 +47,7 @@ def mixed_kernels_reference(keys: torch.Tensor, queries: torch.Tensor, bank: tor
     Shape:
         keys: (M, C_in, D), queries: (B, C_out, D), bank: (M, ks^d) → (B, ks^d, C_in, C_out)
     """
-    alpha = (keys @ queries.unsqueeze(1).transpose(-1, -2)).softmax(dim=1)  # (B, M, C_in, C_out)
-    return torch.einsum("bmio,mk->bkio", alpha, bank)
+    return torch.einsum("bmio,mk->bkio", bank_mixture_weights(keys, queries), bank)
 
 
 class _BankMixture(torch.autograd.Function):
