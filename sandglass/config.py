@@ -38,7 +38,9 @@ class SandGlassConfig:
     ``encoder`` has one block-type letter per encoder stage, each stage ending in a reduce by ``reduce_factor``;
     ``center`` and ``output`` list the block types on the reduced sequence and after upsampling. Letters:
     C conv, R reverse conv, M MBConv, A augmented conv, W kernel-weighted conv, G FC-generated-kernel conv,
-    D dot-product-kernel conv, T relative-attention transformer block.
+    D dot-product-kernel conv, T relative-attention transformer block. ``dropout`` applies to the embeddings,
+    the blocks' outputs and attention weights; ``activation_dropout`` to the T blocks' feed-forward hidden
+    activations (``None``: the same as ``dropout``).
     """
 
     arch: Literal["sandglass"] = "sandglass"
@@ -56,6 +58,7 @@ class SandGlassConfig:
     max_distance: int = 64
     mirror_key_dim: int = 64
     dropout: float = 0.1
+    activation_dropout: float | None = None
     max_length: int = 256
 
 
@@ -277,8 +280,10 @@ def preset(name: str) -> Preset:
 
 
 # Numbers that may be zero; every other number in a configuration must be above zero.
-ZERO_ALLOWED = frozenset({"warmup_steps", "weight_decay", "dropout", "label_smoothing", "seed", "max_nonfinite"})
-BELOW_ONE = frozenset({"dropout", "label_smoothing"})
+ZERO_ALLOWED = frozenset(
+    {"warmup_steps", "weight_decay", "dropout", "activation_dropout", "label_smoothing", "seed", "max_nonfinite"}
+)
+BELOW_ONE = frozenset({"dropout", "activation_dropout", "label_smoothing"})
 MIN_VOCAB_SIZE = 5  # the four special pieces and at least one real one
 LANGUAGE = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?")
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")

@@ -137,3 +137,11 @@ def test_check_config_names_the_field_and_the_rule():
     with pytest.raises(ConfigError, match="min_symbols \\(9\\) is above max_symbols \\(4\\)"):
         check_config(config)
     check_config(RunConfig(data=DataConfig(dataset="reverse", min_symbols=4, max_symbols=4)))
+
+
+@pytest.mark.parametrize(("value", "rule"), [(1.0, r"must be in \[0, 1\)"), (-0.1, r"must be in \[0, 1\)")])
+def test_activation_dropout_is_a_probability(value, rule):
+    with pytest.raises(ConfigError, match=rf"\[model\] activation_dropout {rule}"):
+        check_config(RunConfig(model=SandGlassConfig(activation_dropout=value)))
+    check_config(RunConfig(model=SandGlassConfig(activation_dropout=0.0)))
+    check_config(RunConfig(model=SandGlassConfig(activation_dropout=None)))

@@ -15,7 +15,9 @@ class TransformerBlock(nn.Module):
     """Relative self-attention then a feed-forward network, each a pre-norm residual branch.
 
     ``h = x + Attn(LN_1(x))``, ``y = h + FFN(LN_2(h))`` with ``Attn`` a :class:`RelativeAttention` and
-    ``FFN = Linear(C → ffn_ratio·C) → GELU → Linear(ffn_ratio·C → C)``.
+    ``FFN = Linear(C → ffn_ratio·C) → GELU → Linear(ffn_ratio·C → C)``. ``dropout`` applies to the attention
+    weights and to each branch's output, ``activation_dropout`` (``None``: the same as ``dropout``) to the FFN's
+    hidden activations, fairseq's split of the two.
 
     Shape:
         x: (B, T, dim), mask: (B, T) → (B, T, dim)
@@ -31,6 +33,7 @@ class TransformerBlock(nn.Module):
         shaw: bool = False,
         causal: bool = False,
         dropout: float = 0.0,
+        activation_dropout: float | None = None,
     ) -> None:
         super().__init__()
         require_positive("dim", dim)
@@ -40,7 +43,8 @@ class TransformerBlock(nn.Module):
             dim, num_heads=num_heads, max_distance=max_distance, shaw=shaw, causal=causal, dropout=dropout
         )
         self.ffn_norm = nn.LayerNorm(dim)
-        self.ffn = FeedForward(dim, ffn_ratio=ffn_ratio, dropout=dropout)
+        hidden_dropout = dropout if activation_dropout is None else activation_dropout
+        self.ffn = FeedForward(dim, ffn_ratio=ffn_ratio, dropout=hidden_dropout)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -70,12 +70,22 @@ def make_block(
     ffn_ratio: int,
     max_distance: int,
     dropout: float,
+    activation_dropout: float | None = None,
     causal: bool = False,
 ) -> nn.Module:
-    """One block of the type ``letter`` (see the module docstring) at width ``dim``."""
+    """One block of the type ``letter`` (see the module docstring) at width ``dim``.
+
+    ``activation_dropout`` is the dropout on a T block's feed-forward activations (``None``: ``dropout``).
+    """
     if letter == "T":
         return TransformerBlock(
-            dim, num_heads=num_heads, ffn_ratio=ffn_ratio, max_distance=max_distance, causal=causal, dropout=dropout
+            dim,
+            num_heads=num_heads,
+            ffn_ratio=ffn_ratio,
+            max_distance=max_distance,
+            causal=causal,
+            dropout=dropout,
+            activation_dropout=activation_dropout,
         )
     if letter == "M":
         return MBConv(dim, kernel_size=kernel_size, causal=causal, dropout=dropout)

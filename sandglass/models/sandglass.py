@@ -138,6 +138,7 @@ class SandGlass(nn.Module):
                         ffn_ratio=config.ffn_ratio,
                         max_distance=config.max_distance,
                         dropout=config.dropout,
+                        activation_dropout=config.activation_dropout,
                     )
                     for letter in letters
                     for _ in range(count)

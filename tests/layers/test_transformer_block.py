@@ -54,6 +54,25 @@ def test_transformer_block_beyond_max_distance():
     torch.testing.assert_close(block(x, mask), reference_block(block, x, mask), atol=1e-5, rtol=1e-5)
 
 
+def dropped_fraction_of_ffn_hidden(block: TransformerBlock) -> float:
+    """Train-mode forward; the fraction of exact zeros among the FFN's hidden activations (GELU gives none)."""
+    seen = []
+    handle = block.ffn.fc2.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    torch.manual_seed(0)
+    block.train()(torch.randn(4, 50, 8))
+    handle.remove()
+    return (seen[0] == 0).float().mean().item()
+
+
+@pytest.mark.parametrize(
+    ("dropout", "activation_dropout", "expected"), [(0.5, 0.0, 0.0), (0.0, 0.5, 0.5), (0.5, None, 0.5)]
+)
+def test_activation_dropout_is_the_ffn_hidden_dropout(dropout, activation_dropout, expected):
+    block = TransformerBlock(8, num_heads=2, dropout=dropout, activation_dropout=activation_dropout)
+    assert dropped_fraction_of_ffn_hidden(block) == pytest.approx(expected, abs=0.05)
+    assert block.attn.attn_dropout.p == dropout
+
+
 def test_transformer_block_shapes():
     x, mask = padded_batch([5, 2], 8, dtype=torch.float32)
     block = TransformerBlock(8, num_heads=4)
@@ -72,6 +91,7 @@ def test_transformer_block_shapes():
         ({"dim": 8, "num_heads": 2, "ffn_ratio": 0}, "ffn_ratio"),
         ({"dim": 8, "num_heads": 2, "max_distance": 0}, "max_distance"),
         ({"dim": 8, "num_heads": 2, "dropout": 1.5}, "dropout"),
+        ({"dim": 8, "num_heads": 2, "activation_dropout": -0.1}, "dropout"),
     ],
 )
 def test_transformer_block_invalid_settings(kwargs, name):

@@ -5,6 +5,7 @@ from sandglass.config import SandGlassConfig
 from sandglass.data.batching import collate
 from sandglass.decoding.ctc import ctc_greedy_decode
 from sandglass.inference import generate
+from sandglass.layers import TransformerBlock
 from sandglass.models.sandglass import SandGlass
 from sandglass.objective import compute_loss
 
@@ -140,6 +141,14 @@ def test_gradients_reach_every_parameter(spec):
     assert not unreached, f"parameters without gradient: {unreached}"
     zero = [name for name, param in model.named_parameters() if not param.grad.abs().sum() > 0]
     assert not zero, f"parameters with an all-zero gradient: {zero}"
+
+
+@pytest.mark.parametrize(("activation_dropout", "expected"), [(None, 0.25), (0.0, 0.0)])
+def test_activation_dropout_reaches_every_transformer_block(activation_dropout, expected):
+    model = tiny_model(dropout=0.25, activation_dropout=activation_dropout)
+    blocks = [module for module in model.modules() if isinstance(module, TransformerBlock)]
+    assert blocks
+    assert all(block.ffn.dropout.p == expected and block.dropout.p == 0.25 for block in blocks)
 
 
 @pytest.mark.parametrize("field", ["encoder", "center", "output"])
