@@ -2,7 +2,8 @@
 
 Run: ``python benchmarks/layers.py [--device cuda] [--batch 32] [--width 256] [--lengths 64 256]``.
 The baseline for convolution-like layers is ``nn.Conv1d(width, width, 3)``; for attention-like layers it is
-``nn.MultiheadAttention(width, 4)``. "ratio" is the layer's time over its baseline's time.
+``nn.MultiheadAttention(width, 4)``. "ratio" is the layer's time over its baseline's time, the two timed in
+alternation (one step of each in turn) so that a machine whose speed drifts during the run skews neither.
 
 Memory: on CUDA the peak allocated during one step, on the CPU the bytes autograd saves for the backward pass (the
 activations a training step keeps alive), which is what grows with the batch; both in MiB.
@@ -15,6 +16,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
@@ -125,32 +127,48 @@ def _saved_bytes(step: Callable[[], torch.Tensor]) -> int:
     return saved
 
 
-def measure(layer: nn.Module, run: Callable, x: torch.Tensor, mask: torch.Tensor, repeats: int) -> Measurement:
+def _timed_step(run: Callable[[], torch.Tensor], on_cuda: bool) -> float:
+    start = time.perf_counter()
+    run().float().square().mean().backward()
+    if on_cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def _memory_mib(run: Callable[[], torch.Tensor], on_cuda: bool) -> float:
     def step() -> torch.Tensor:
-        out = run(layer, x, mask)
+        out = run()
         out.float().square().mean().backward()
         return out
 
+    if not on_cuda:
+        return _saved_bytes(step) / 2**20
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    step()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - before) / 2**20
+
+
+def measure_beside(
+    layer: Callable[[], torch.Tensor], baseline: Callable[[], torch.Tensor], on_cuda: bool, repeats: int
+) -> tuple[Measurement, Measurement]:
+    """The layer's and the baseline's forward+backward, timed in alternation so that both see the same machine.
+
+    A machine whose speed drifts over a run (shared cores, clock changes) would otherwise skew the ratio of a
+    layer timed minutes after its baseline; each median is over ``repeats`` alternated steps after 3 warm-ups.
+    """
     for _ in range(3):
-        step()
-    if x.is_cuda:
-        torch.cuda.synchronize()
-    times = []
+        _timed_step(baseline, on_cuda)
+        _timed_step(layer, on_cuda)
+    baseline_times, layer_times = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        if x.is_cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    if x.is_cuda:
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        step()
-        torch.cuda.synchronize()
-        memory = torch.cuda.max_memory_allocated() - before
-    else:
-        memory = _saved_bytes(step)
-    return Measurement(statistics.median(times) * 1e3, memory / 2**20)
+        baseline_times.append(_timed_step(baseline, on_cuda))
+        layer_times.append(_timed_step(layer, on_cuda))
+    return (
+        Measurement(statistics.median(layer_times) * 1e3, _memory_mib(layer, on_cuda)),
+        Measurement(statistics.median(baseline_times) * 1e3, _memory_mib(baseline, on_cuda)),
+    )
 
 
 def main() -> None:
@@ -177,14 +195,16 @@ def main() -> None:
         lengths = torch.randint(length // 2, length + 1, (args.batch,), device=device)
         lengths[0] = length
         mask = torch.arange(length, device=device)[None, :] < lengths[:, None]
-        baselines = {
-            kind: measure(build(args.width).to(device), lambda layer, x, mask: layer(x, mask), x, mask, args.repeats)
-            for kind, build in BASELINES.items()
-        }
+        baselines = {kind: build(args.width).to(device) for kind, build in BASELINES.items()}
         for case in CASES:
             layer = case.build(args.width, length).to(device)
-            result = measure(layer, case.run, x, mask, args.repeats)
-            base = baselines[case.baseline]
+            baseline = baselines[case.baseline]
+            result, base = measure_beside(
+                partial(case.run, layer, x, mask),
+                partial(baseline, x, mask),
+                x.is_cuda,
+                args.repeats,
+            )
             print(
                 f"| {case.name} | {length} | {result.milliseconds:.2f} | {base.milliseconds:.2f} "
                 f"({case.baseline}) | {result.milliseconds / base.milliseconds:.2f} | {result.memory_mib:.1f} "

@@ -74,14 +74,21 @@ class MBConv(nn.Module):
     def depthwise_conv(self, hidden: torch.Tensor) -> torch.Tensor:
         """The depthwise conv on channels-last input, run as a ``(k, 1)`` conv2d in ``channels_last`` memory format.
 
-        ``(B, T, E)`` viewed as ``(B, E, T, 1)`` is already ``channels_last``, so no transposed copy is made.
+        ``(B, T, E)`` viewed as ``(B, E, T, 1)`` is already ``channels_last``, so no transposed copy is made; an
+        odd non-causal kernel's padding is symmetric and left to the conv, which saves a padded copy of the
+        4×-wide hidden (and its slicing in the backward pass).
 
         Shape:
             hidden: (B, T, E) → (B, T, E)
         """
-        image = F.pad(hidden.unsqueeze(2).permute(0, 3, 1, 2), (0, 0, *self.padding))
+        image = hidden.unsqueeze(2).permute(0, 3, 1, 2)
+        front, back = self.padding
+        if front == back:
+            padding = (front, 0)
+        else:
+            image, padding = F.pad(image, (0, 0, front, back)), (0, 0)
         weight = self.depthwise.weight.unsqueeze(-1)
-        y = F.conv2d(image, weight, self.depthwise.bias, groups=self.depthwise.groups)
+        y = F.conv2d(image, weight, self.depthwise.bias, padding=padding, groups=self.depthwise.groups)
         return y.permute(0, 2, 3, 1).squeeze(2)
 
 
