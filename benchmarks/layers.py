@@ -127,25 +127,26 @@ def _saved_bytes(step: Callable[[], torch.Tensor]) -> int:
     return saved
 
 
+def _forward_backward(run: Callable[[], torch.Tensor]) -> torch.Tensor:
+    out = run()
+    out.float().square().mean().backward()
+    return out
+
+
 def _timed_step(run: Callable[[], torch.Tensor], on_cuda: bool) -> float:
     start = time.perf_counter()
-    run().float().square().mean().backward()
+    _forward_backward(run)
     if on_cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
 def _memory_mib(run: Callable[[], torch.Tensor], on_cuda: bool) -> float:
-    def step() -> torch.Tensor:
-        out = run()
-        out.float().square().mean().backward()
-        return out
-
     if not on_cuda:
-        return _saved_bytes(step) / 2**20
+        return _saved_bytes(partial(_forward_backward, run)) / 2**20
     torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated()
-    step()
+    _forward_backward(run)
     torch.cuda.synchronize()
     return (torch.cuda.max_memory_allocated() - before) / 2**20
 

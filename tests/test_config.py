@@ -139,9 +139,9 @@ def test_check_config_names_the_field_and_the_rule():
     check_config(RunConfig(data=DataConfig(dataset="reverse", min_symbols=4, max_symbols=4)))
 
 
-@pytest.mark.parametrize(("value", "rule"), [(1.0, r"must be in \[0, 1\)"), (-0.1, r"must be in \[0, 1\)")])
-def test_activation_dropout_is_a_probability(value, rule):
-    with pytest.raises(ConfigError, match=rf"\[model\] activation_dropout {rule}"):
+@pytest.mark.parametrize("value", [1.0, -0.1])
+def test_activation_dropout_is_a_probability(value):
+    with pytest.raises(ConfigError, match=r"\[model\] activation_dropout must be in \[0, 1\)"):
         check_config(RunConfig(model=SandGlassConfig(activation_dropout=value)))
     check_config(RunConfig(model=SandGlassConfig(activation_dropout=0.0)))
     check_config(RunConfig(model=SandGlassConfig(activation_dropout=None)))
