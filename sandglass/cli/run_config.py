@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,7 @@ def build_run_config(
         "data": dataclasses.asdict(DataConfig()) | file_sections.get("data", {}) | _given(data),
         "train": dataclasses.asdict(train_defaults) | file_sections.get("train", {}) | _given(train),
     }
-    return checked(RunConfig.from_dict(raw))
+    return checked(RunConfig.from_dict(raw), option_fields=[*(data or {}), *(train or {})])
 
 
 def with_train_overrides(
@@ -89,7 +90,7 @@ def with_train_overrides(
     """``config`` (a run being resumed) with its training settings changed by the file and the command line."""
     raw = config.to_dict()
     raw["train"] = raw["train"] | file_sections.get("train", {}) | _given(train)
-    return checked(RunConfig.from_dict(raw))
+    return checked(RunConfig.from_dict(raw), option_fields=train)
 
 
 def _base_model(preset_name: str | None, arch: str | None) -> tuple[Any, TrainConfig]:
@@ -110,13 +111,19 @@ def _given(values: dict[str, Any] | None) -> dict[str, Any]:
     return {name: value for name, value in (values or {}).items() if value is not None}
 
 
-def checked(config: RunConfig) -> RunConfig:
-    """``config`` once :func:`check_config` passes; its error also names the option or file that sets the field."""
+def checked(config: RunConfig, option_fields: Iterable[str] = ()) -> RunConfig:
+    """``config`` once :func:`check_config` passes; its error also says where the field is set.
+
+    ``option_fields`` are the fields the command line has options for; any other is set only in the file (or
+    kept from the preset), so the error names no option that does not exist.
+    """
     try:
         check_config(config)
     except ConfigError as error:
         if error.field is None:
             raise
+        if error.field not in set(option_fields):
+            raise ConfigError(f"{error} (set in the --config file or the preset)", field=error.field) from None
         option = CLI_NAMES.get(error.field, "--" + error.field.replace("_", "-"))
         raise ConfigError(f"{error} (set by {option} or the --config file)", field=error.field) from None
     return config

@@ -85,6 +85,18 @@ def test_build_run_config_layers_and_checks():
         build_run_config(train={"seed": True})
 
 
+def test_a_config_error_names_an_option_only_where_the_command_line_has_one():
+    with pytest.raises(ConfigError, match=r"\(set by --warmup or the --config file\)$"):
+        build_run_config(train={"warmup_steps": -1})
+    with pytest.raises(ConfigError, match=r"\(set by --validate-every or the --config file\)$"):
+        build_run_config(train={"validate_every": 0})
+    in_the_file = r"\(set in the --config file or the preset\)$"
+    with pytest.raises(ConfigError, match=r"activation_dropout must be in \[0, 1\), got 1.5 " + in_the_file):
+        build_run_config(file_sections={"model": {"activation_dropout": 1.5}}, train={"lr": None})
+    with pytest.raises(ConfigError, match=r"clip_norm must be above zero, got 0 " + in_the_file):
+        build_run_config(file_sections={"train": {"clip_norm": 0}})
+
+
 def test_config_file_keys_are_normalized(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[train]\nmax-time = "2m"\nwarmup_steps = 5\n', encoding="utf-8")
