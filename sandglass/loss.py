@@ -107,6 +107,7 @@ def ctc_loss_from_logits(
     target_mask: torch.Tensor,
     *,
     blank: int = 0,
+    gradient_in_place: bool = False,
 ) -> LossOutput:
     """:func:`ctc_loss` of ``log_softmax(logits)``, without the log-softmax over the whole vocabulary.
 
@@ -117,6 +118,10 @@ def ctc_loss_from_logits(
     never formed. ``logits`` of shape (B, T, V) that are a transposed view of a time-major tensor (as
     :class:`~sandglass.models.SandGlass` gives them) are read in place.
 
+    With ``gradient_in_place`` the backward pass writes the gradient over the logits instead of into a new tensor
+    of their size, whose first writes cost a page fault every few kilobytes; for logits that nothing reads after
+    the backward pass (a second backward through the same graph raises autograd's in-place error).
+
     Shape:
         logits: (B, T, V), output_mask: (B, T), target: (B, S) long, target_mask: (B, S) → LossOutput
     """
@@ -124,7 +129,7 @@ def ctc_loss_from_logits(
     output_lengths = output_mask.sum(dim=1)
     target_lengths = target_mask.sum(dim=1)
     time_major = logits.transpose(0, 1).contiguous()
-    per_sentence = _CTCFromLogits.apply(time_major, output_lengths, target, target_lengths, blank)
+    per_sentence = _CTCFromLogits.apply(time_major, output_lengths, target, target_lengths, blank, gradient_in_place)
     summed = per_sentence.sum()
     num_tokens = int(target_lengths.sum())
     return LossOutput(loss=summed / max(num_tokens, 1), nll_sum=float(summed.detach()), num_tokens=num_tokens)
@@ -146,6 +151,7 @@ class _CTCFromLogits(torch.autograd.Function):
         target: torch.Tensor,
         target_lengths: torch.Tensor,
         blank: int,
+        gradient_in_place: bool,
     ) -> torch.Tensor:
         frames, _, vocab = logits.shape
         rows = logits.view(-1, vocab)  # one row per (frame, sentence)
@@ -174,6 +180,7 @@ class _CTCFromLogits(torch.autograd.Function):
         feasible = output_lengths >= target_lengths + repeats
         real_frames = torch.arange(frames, device=logits.device).unsqueeze(1) < output_lengths.unsqueeze(0)
         ctx.save_for_backward(logits, columns, occupancy, feasible, real_frames)
+        ctx.gradient_in_place = gradient_in_place
         return losses.detach()
 
     @staticmethod
@@ -181,7 +188,7 @@ class _CTCFromLogits(torch.autograd.Function):
         logits, columns, occupancy, feasible, real_frames = ctx.saved_tensors
         weight = (real_frames * (grad_losses * feasible).unsqueeze(0)).view(-1, 1)  # (T·B, 1)
         vocab = logits.shape[-1]
-        grad = torch.empty_like(logits)
+        grad = logits if ctx.gradient_in_place else torch.empty_like(logits)
         block = max(1, _BLOCK_ELEMENTS // vocab)
         columns = columns.unsqueeze(0).expand(logits.shape[0], -1, -1).reshape(-1, columns.shape[-1])
         parts = zip(
@@ -193,7 +200,7 @@ class _CTCFromLogits(torch.autograd.Function):
             strict=True,
         )
         for part, part_grad, part_columns, part_occupancy, part_weight in parts:
-            probs = torch.softmax(part, dim=-1, dtype=occupancy.dtype)
+            probs = torch.softmax(part, dim=-1, dtype=occupancy.dtype)  # read before part_grad may overwrite part
             probs.scatter_add_(-1, part_columns, -part_occupancy)
             part_grad.copy_(probs.mul_(part_weight))
-        return grad, None, None, None, None
+        return grad, None, None, None, None, None

@@ -43,7 +43,9 @@ def compute_loss(model: nn.Module, batch: Batch, *, label_smoothing: float = 0.1
         return label_smoothed_cross_entropy(logits, tgt_out, out_mask, smoothing=label_smoothing)
     if isinstance(model, SandGlass):
         output = model(batch.src, batch.src_mask)
-        return ctc_loss_from_logits(output.logits, output.mask, batch.tgt, batch.tgt_mask, blank=model.blank_id)
+        return ctc_loss_from_logits(
+            output.logits, output.mask, batch.tgt, batch.tgt_mask, blank=model.blank_id, gradient_in_place=True
+        )
     if isinstance(model, OriginalSandGlass):
         logits = model(batch.src)
         target = model.fit_length(batch.tgt)

@@ -180,3 +180,20 @@ def test_ctc_from_bfloat16_logits_is_computed_in_float32():
     assert fast.loss.dtype == torch.float32 and fast_logits.grad.dtype == torch.bfloat16
     torch.testing.assert_close(fast.loss, reference.loss, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(fast_logits.grad.float(), reference_logits.grad, atol=1e-2, rtol=1e-2)
+
+
+def test_ctc_from_logits_can_write_the_gradient_over_the_logits():
+    logits, output_mask, target, target_mask = ctc_case(seed=3)
+    leaf = logits.clone().requires_grad_(True)
+    reference = ctc_loss_from_logits(leaf * 1.0, output_mask, target, target_mask)
+    reference.loss.backward()
+    in_place_leaf = logits.clone().requires_grad_(True)
+    # The logits as SandGlass's projection gives them: time-major, seen batch-first, not a leaf.
+    produced = in_place_leaf.transpose(0, 1).contiguous().transpose(0, 1)
+    fast = ctc_loss_from_logits(produced, output_mask, target, target_mask, gradient_in_place=True)
+    fast.loss.backward(retain_graph=True)
+    torch.testing.assert_close(fast.loss, reference.loss, atol=0, rtol=0)
+    torch.testing.assert_close(in_place_leaf.grad, leaf.grad, atol=0, rtol=0)
+    torch.testing.assert_close(produced, leaf.grad)  # the logits' memory now holds their gradient
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        fast.loss.backward()  # the saved logits are gone, and autograd says so

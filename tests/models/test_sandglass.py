@@ -6,6 +6,7 @@ from sandglass.data.batching import collate
 from sandglass.decoding.ctc import ctc_greedy_decode
 from sandglass.inference import generate
 from sandglass.layers import TransformerBlock
+from sandglass.loss import ctc_loss
 from sandglass.models.sandglass import SandGlass
 from sandglass.objective import compute_loss
 
@@ -106,6 +107,38 @@ def test_logits_are_a_time_major_tensor_seen_batch_first():
     assert output.logits.shape == output.log_probs.shape == (2, 10, VOCAB)
     assert output.logits.transpose(0, 1).is_contiguous()
     torch.testing.assert_close(output.log_probs, output.logits.log_softmax(dim=-1))
+
+
+def test_bos_and_eos_are_never_outputs():
+    model = tiny_model()
+    with torch.no_grad():  # rows that would win every frame if the projection did not rule them out
+        model.embed.weight[[model.bos_id, model.eos_id]] = 10 * model.embed.weight.abs().max()
+    src, src_mask = token_batch([5, 3], seed=2)
+    output = model(src, src_mask)
+    assert (output.logits[..., [model.bos_id, model.eos_id]] < -1e8).all()
+    assert (output.logits[..., 4:] > -1e3).all()
+    labels = model.best_labels(src, src_mask).labels
+    assert not torch.isin(labels, torch.tensor([model.bos_id, model.eos_id])).any()
+
+
+def test_the_training_loss_has_the_gradient_of_ctc_on_the_log_softmax():
+    # compute_loss takes the fast CTC path with the gradient written over the logits; the reference is autograd
+    # through ctc_loss on log_softmax of the same logits.
+    model = tiny_model(torch.float64, seed=3)
+    generator = torch.Generator().manual_seed(5)
+    sources = [torch.randint(4, VOCAB, (length,), generator=generator).tolist() for length in (6, 4, 5)]
+    targets = [torch.randint(4, VOCAB, (length,), generator=generator).tolist() for length in (4, 2, 3)]
+    batch = collate(sources, targets, model.pad_id)
+    fast = compute_loss(model, batch)
+    fast.loss.backward()
+    fast_grads = [param.grad.clone() for param in model.parameters()]
+    model.zero_grad()
+    output = model(batch.src, batch.src_mask)
+    reference = ctc_loss(output.log_probs, output.mask, batch.tgt, batch.tgt_mask, blank=model.blank_id)
+    reference.loss.backward()
+    torch.testing.assert_close(fast.loss, reference.loss, atol=1e-12, rtol=0)
+    for fast_grad, param in zip(fast_grads, model.parameters(), strict=True):
+        torch.testing.assert_close(fast_grad, param.grad, atol=1e-10, rtol=1e-8)
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 3, 256])
