@@ -4,7 +4,7 @@ Run: ``python benchmarks/training_step.py [--presets base transformer-base] [--b
 The batches are the first ``--batches`` of the training batch list (4,096-token budget, the presets' own) built
 from the first 6,000 pairs of ``train`` with the shared 8,000-piece tokenizer (cached in ``--cache``); the first
 two steps are warm-up and not counted. ``--loss reference`` trains SandGlass with the plain ``ctc_loss`` on
-``log_softmax`` instead of :func:`sandglass.loss.ctc_loss_from_logits`, to measure what the fused loss saves.
+``log_softmax`` instead of :func:`sandglass.loss.ctc_loss_from_features`, to measure what the fused loss saves.
 Precision is the training default (``auto``: bf16 autocast where the CPU has bf16 units).
 """
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from sandglass.data.batching import Batch
-from sandglass.loss import LossOutput, ctc_loss_from_logits, label_smoothed_cross_entropy
+from sandglass.loss import LossOutput, ctc_loss_from_features, label_smoothed_cross_entropy
 from sandglass.models.original import OriginalSandGlass
 from sandglass.models.sandglass import SandGlass
 from sandglass.models.transformer import Transformer
@@ -42,10 +42,10 @@ def compute_loss(model: nn.Module, batch: Batch, *, label_smoothing: float = 0.1
         logits = model(batch.src, batch.src_mask, tgt_in)
         return label_smoothed_cross_entropy(logits, tgt_out, out_mask, smoothing=label_smoothing)
     if isinstance(model, SandGlass):
-        output = model(batch.src, batch.src_mask)
-        return ctc_loss_from_logits(
-            output.logits, output.mask, batch.tgt, batch.tgt_mask, blank=model.blank_id, gradient_in_place=True
-        )
+        # The projection onto the vocabulary runs inside the loss, so the logits are never held whole.
+        features, mask = model.features(batch.src, batch.src_mask)
+        weight, bias = model.vocabulary_projection()
+        return ctc_loss_from_features(features, weight, bias, mask, batch.tgt, batch.tgt_mask, blank=model.blank_id)
     if isinstance(model, OriginalSandGlass):
         logits = model(batch.src)
         target = model.fit_length(batch.tgt)

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import sandglass.loss
-from sandglass.loss import ctc_loss, ctc_loss_from_logits, label_smoothed_cross_entropy
+import sandglass.loss.fused_ctc
+from sandglass.loss import ctc_loss, ctc_loss_from_features, ctc_loss_from_logits, label_smoothed_cross_entropy
 
 
 def logits_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -155,7 +155,7 @@ def test_ctc_from_logits_gives_the_loss_and_gradient_of_ctc_on_log_softmax():
 
 
 def test_ctc_from_logits_with_another_blank_and_blocks_smaller_than_a_frame(monkeypatch):
-    monkeypatch.setattr(sandglass.loss, "_BLOCK_ELEMENTS", 2 * 9)  # two rows of the vocabulary at a time
+    monkeypatch.setattr(sandglass.loss.fused_ctc, "_BLOCK_ELEMENTS", 2 * 9)  # two rows of the vocabulary at a time
     logits, output_mask, target, target_mask = ctc_case(seed=1)
     target = torch.where(target_mask, target, 8)
     reference_logits = logits.clone().requires_grad_(True)
@@ -182,18 +182,75 @@ def test_ctc_from_bfloat16_logits_is_computed_in_float32():
     torch.testing.assert_close(fast_logits.grad.float(), reference_logits.grad, atol=1e-2, rtol=1e-2)
 
 
-def test_ctc_from_logits_can_write_the_gradient_over_the_logits():
-    logits, output_mask, target, target_mask = ctc_case(seed=3)
-    leaf = logits.clone().requires_grad_(True)
-    reference = ctc_loss_from_logits(leaf * 1.0, output_mask, target, target_mask)
+def projection_case(dtype: torch.dtype = torch.float64, seed: int = 0):
+    """ctc_case's sentences with features (B, T, d) and a projection onto its 9-label vocabulary."""
+    _, output_mask, target, target_mask = ctc_case(seed=seed)
+    generator = torch.Generator().manual_seed(seed + 100)
+    features = torch.randn(5, 12, 6, generator=generator, dtype=torch.float64).to(dtype)
+    weight = torch.randn(9, 6, generator=generator, dtype=torch.float64).to(dtype)
+    bias = torch.randn(9, generator=generator, dtype=torch.float64).to(dtype)
+    return features, weight, bias, output_mask, target, target_mask
+
+
+@pytest.mark.parametrize("projection_rows", [1, 7, 256])  # one frame at a time, blocks across sentences, all
+def test_ctc_from_features_gives_the_loss_and_gradients_of_ctc_on_the_projection(monkeypatch, projection_rows):
+    monkeypatch.setattr(sandglass.loss.fused_ctc, "_PROJECTION_ROWS", projection_rows)
+    monkeypatch.setattr(sandglass.loss.fused_ctc, "_BLOCK_ELEMENTS", 3 * 9)  # normalized 3 rows at a time
+    features, weight, bias, output_mask, target, target_mask = projection_case()
+    scale = torch.rand(1, dtype=torch.float64) + 0.5
+    inputs = [tensor.clone().requires_grad_(True) for tensor in (features, weight, bias)]
+    reference = ctc_loss(F.linear(*inputs).log_softmax(dim=-1), output_mask, target, target_mask)
+    (reference.loss * scale).backward()
+    fast_inputs = [tensor.clone().requires_grad_(True) for tensor in (features, weight, bias)]
+    fast = ctc_loss_from_features(*fast_inputs, output_mask, target, target_mask)
+    (fast.loss * scale).backward()
+    torch.testing.assert_close(fast.loss, reference.loss, atol=1e-12, rtol=0)
+    assert fast.nll_sum == pytest.approx(reference.nll_sum, abs=1e-10)
+    assert fast.num_tokens == reference.num_tokens == 14
+    for fast_input, reference_input in zip(fast_inputs, inputs, strict=True):
+        torch.testing.assert_close(fast_input.grad, reference_input.grad, atol=1e-12, rtol=0)
+    assert torch.all(fast_inputs[0].grad[2] == 0)  # the infeasible sentence
+    assert torch.all(fast_inputs[0].grad[~output_mask] == 0)
+
+
+def test_ctc_from_features_without_bias_and_with_a_frozen_weight():
+    features, weight, _, output_mask, target, target_mask = projection_case(seed=1)
+    fast_features = features.clone().requires_grad_(True)
+    fast = ctc_loss_from_features(fast_features, weight, None, output_mask, target, target_mask, blank=4)
+    fast.loss.backward()
+    reference_features = features.clone().requires_grad_(True)
+    log_probs = F.linear(reference_features, weight).log_softmax(dim=-1)
+    reference = ctc_loss(log_probs, output_mask, target, target_mask, blank=4)
     reference.loss.backward()
-    in_place_leaf = logits.clone().requires_grad_(True)
-    # The logits as SandGlass's projection gives them: time-major, seen batch-first, not a leaf.
-    produced = in_place_leaf.transpose(0, 1).contiguous().transpose(0, 1)
-    fast = ctc_loss_from_logits(produced, output_mask, target, target_mask, gradient_in_place=True)
-    fast.loss.backward(retain_graph=True)
-    torch.testing.assert_close(fast.loss, reference.loss, atol=0, rtol=0)
-    torch.testing.assert_close(in_place_leaf.grad, leaf.grad, atol=0, rtol=0)
-    torch.testing.assert_close(produced, leaf.grad)  # the logits' memory now holds their gradient
-    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
-        fast.loss.backward()  # the saved logits are gone, and autograd says so
+    torch.testing.assert_close(fast.loss, reference.loss, atol=1e-12, rtol=0)
+    torch.testing.assert_close(fast_features.grad, reference_features.grad, atol=1e-12, rtol=0)
+
+
+def test_ctc_from_features_under_bfloat16_autocast_follows_the_autocast_projection():
+    features, weight, bias, output_mask, target, target_mask = projection_case(torch.float32, seed=2)
+    results = []
+    for loss_of in (
+        lambda f, w, b: ctc_loss_from_logits(F.linear(f, w, b), output_mask, target, target_mask),
+        lambda f, w, b: ctc_loss_from_features(f, w, b, output_mask, target, target_mask),
+    ):
+        inputs = [tensor.clone().requires_grad_(True) for tensor in (features, weight, bias)]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            output = loss_of(*inputs)
+        output.loss.backward()
+        assert all(tensor.grad.dtype == torch.float32 for tensor in inputs)
+        results.append((output.loss, [tensor.grad for tensor in inputs]))
+    (reference_loss, reference_grads), (fast_loss, fast_grads) = results
+    assert fast_loss.dtype == torch.float32
+    torch.testing.assert_close(fast_loss, reference_loss, atol=1e-6, rtol=1e-6)
+    for fast_grad, reference_grad in zip(fast_grads, reference_grads, strict=True):
+        torch.testing.assert_close(fast_grad, reference_grad, atol=1e-2, rtol=1e-2)
+
+
+def test_ctc_from_features_names_a_mismatched_projection():
+    features, weight, bias, output_mask, target, target_mask = projection_case()
+    with pytest.raises(ValueError, match=r"features \(B, T, d\)"):
+        ctc_loss_from_features(features[0], weight, bias, output_mask, target, target_mask)
+    with pytest.raises(ValueError, match=r"weight \(V, d=6\)"):
+        ctc_loss_from_features(features, weight[:, :4], bias, output_mask, target, target_mask)
+    with pytest.raises(ValueError, match=r"bias \(V=9,\)"):
+        ctc_loss_from_features(features, weight, bias[:5], output_mask, target, target_mask)

@@ -185,7 +185,7 @@ class SandGlass(nn.Module):
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor) -> SandGlassOutput:
         features, mask = self.features(src, src_mask)
-        logits = F.linear(features.transpose(0, 1), self.embed.weight, self.label_bias)
+        logits = F.linear(features.transpose(0, 1), *self.vocabulary_projection())
         return SandGlassOutput(logits.transpose(0, 1), mask)
 
     def best_labels(self, src: torch.Tensor, src_mask: torch.Tensor, *, chunk_rows: int = 256) -> SandGlassLabels:
@@ -203,9 +203,17 @@ class SandGlass(nn.Module):
         rows = features.reshape(-1, features.shape[-1])
         # max(dim).indices: the same first-maximum rule as argmax, and on CPU about twice as fast.
         labels = [
-            F.linear(chunk, self.embed.weight, self.label_bias).max(dim=-1).indices for chunk in rows.split(chunk_rows)
+            F.linear(chunk, *self.vocabulary_projection()).max(dim=-1).indices for chunk in rows.split(chunk_rows)
         ]
         return SandGlassLabels(torch.cat(labels).view(mask.shape), mask)
+
+    def vocabulary_projection(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weight (tied to the embedding) and bias of the projection ``logits = features · Wᵀ + b``.
+
+        Shape:
+            → weight (V, d), bias (V,)
+        """
+        return self.embed.weight, self.label_bias
 
     def features(self, src: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The normalized output features before the vocabulary projection, and their mask.

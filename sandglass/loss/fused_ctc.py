@@ -1,0 +1,264 @@
+"""CTC without the log-softmax over the vocabulary: from the logits, or from the features before the projection.
+
+The CTC recursions read only the blank and the target's labels, so the loss runs on those ``L + 1`` columns of
+each sentence, normalized by a log-sum-exp over the vocabulary; the gradient ``softmax(logits) − γ`` (``γ_t(v)``:
+the posterior share of alignments that emit ``v`` at frame ``t``) is written one block of frames at a time, so
+that each block stays in cache between its passes. Both give the loss and gradient of :func:`ctc_loss` on
+``log_softmax`` (``tests/test_loss.py``); both are first-order only.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+from sandglass.loss.ctc import check_ctc_shapes
+from sandglass.loss.output import LossOutput, accumulation_dtype, per_target_token
+
+# Elements of the vocabulary-sized tensors normalized at once: a block of rows stays in cache between its passes
+# (on CPU, 16 rows of 8k are several times faster than whole frames).
+_BLOCK_ELEMENTS = 1 << 17
+# Frames projected onto the vocabulary at once by ctc_loss_from_features: enough rows for an efficient matrix
+# product, few enough that the block of logits is reused from cache rather than memory.
+_PROJECTION_ROWS = 256
+
+
+def ctc_loss_from_logits(
+    logits: torch.Tensor,
+    output_mask: torch.Tensor,
+    target: torch.Tensor,
+    target_mask: torch.Tensor,
+    *,
+    blank: int = 0,
+) -> LossOutput:
+    """:func:`ctc_loss` of ``log_softmax(logits)``, without the log-softmax over the whole vocabulary.
+
+    The log-softmax, its backward and a float32 copy of the logits are never formed. ``logits`` of shape
+    (B, T, V) that are a transposed view of a time-major tensor are read in place.
+
+    Shape:
+        logits: (B, T, V), output_mask: (B, T), target: (B, S) long, target_mask: (B, S) → LossOutput
+    """
+    check_ctc_shapes(logits, output_mask, target, target_mask)
+    target_lengths = target_mask.sum(dim=1)
+    time_major = logits.transpose(0, 1).contiguous()
+    per_sentence = _CTCFromLogits.apply(time_major, output_mask.sum(dim=1), target, target_lengths, blank)
+    return per_target_token(per_sentence.sum(), target_lengths)
+
+
+def ctc_loss_from_features(
+    features: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    output_mask: torch.Tensor,
+    target: torch.Tensor,
+    target_mask: torch.Tensor,
+    *,
+    blank: int = 0,
+) -> LossOutput:
+    """:func:`ctc_loss` of ``log_softmax(features · weightᵀ + bias)``, without ever holding the logits.
+
+    The vocabulary projection runs over blocks of frames, and the backward pass projects each block again
+    instead of keeping it: the logits, the largest tensor of a training step (``B·T·V``), and their gradient are
+    never allocated whole, which on CPU also spares the page faults of first writing a new tensor of that size.
+    Under autocast the projection runs in the autocast dtype, as ``F.linear`` would.
+
+    Shape:
+        features: (B, T, d), weight: (V, d), bias: (V,) or None, output_mask: (B, T), target: (B, S) long,
+        target_mask: (B, S) → LossOutput
+    """
+    check_ctc_shapes(features, output_mask, target, target_mask, frames_name="features (B, T, d)")
+    if weight.dim() != 2 or weight.shape[1] != features.shape[-1]:
+        raise ValueError(f"expected weight (V, d={features.shape[-1]}), got {tuple(weight.shape)}")
+    if bias is not None and bias.shape != weight.shape[:1]:
+        raise ValueError(f"expected bias (V={weight.shape[0]},), got {tuple(bias.shape)}")
+    target_lengths = target_mask.sum(dim=1)
+    per_sentence = _CTCFromFeatures.apply(features, weight, bias, output_mask.sum(dim=1), target, target_lengths, blank)
+    return per_target_token(per_sentence.sum(), target_lengths)
+
+
+def _label_columns(target: torch.Tensor, blank: int) -> torch.Tensor:
+    """The vocabulary columns CTC reads for each sentence: the blank, then the target's labels.
+
+    Shape:
+        target: (B, S) long → (B, 1 + S) long
+    """
+    return torch.cat([torch.full_like(target[:, :1], blank), target], dim=1)
+
+
+def _alignment_posteriors(
+    small: torch.Tensor, output_lengths: torch.Tensor, target: torch.Tensor, target_lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sentence CTC losses from the log-probabilities of the blank and each target label, the occupancies
+    ``γ`` of those columns, and which frames get a gradient (real frames of sentences an alignment can produce).
+
+    Shape:
+        small: (T, B, 1 + S) log-probabilities, column 0 the blank → losses (B,), occupancy (T, B, 1 + S),
+        counted (T, B) bool
+    """
+    # Column k + 1 holds target position k; equal labels share the column of their first occurrence, so that
+    # CTC's rule for a repeated label (a blank between two equal labels) still applies.
+    same = target.unsqueeze(2) == target.unsqueeze(1)
+    small_target = same.int().argmax(dim=2) + 1
+    with torch.enable_grad():
+        leaf = small.detach().requires_grad_()
+        losses = F.ctc_loss(
+            leaf, small_target, output_lengths, target_lengths, blank=0, reduction="none", zero_infinity=True
+        )
+        (grad_small,) = torch.autograd.grad(losses.sum(), leaf)
+    # PyTorch's CTC backward gives exp(log p) − γ, the gradient through the log-softmax it assumes; the
+    # occupancies are what remains.
+    occupancy = small.exp() - grad_small
+    real = torch.arange(1, target.shape[1], device=target.device) < target_lengths.unsqueeze(1)
+    repeats = ((target[:, 1:] == target[:, :-1]) & real).sum(dim=1)
+    feasible = output_lengths >= target_lengths + repeats
+    real_frames = torch.arange(small.shape[0], device=small.device).unsqueeze(1) < output_lengths.unsqueeze(0)
+    return losses.detach(), occupancy, real_frames & feasible.unsqueeze(0)
+
+
+def _normalize_rows(logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``log Σ_v exp(logits[r, v])`` of each row, in ``dtype``, over blocks of rows that stay in cache.
+
+    Shape:
+        logits: (R, V) → (R,)
+    """
+    block = max(1, _BLOCK_ELEMENTS // logits.shape[-1])
+    return torch.cat([torch.logsumexp(part.to(dtype), dim=-1) for part in logits.split(block)])
+
+
+def _write_logit_gradient(
+    logits: torch.Tensor, columns: torch.Tensor, occupancy: torch.Tensor, weight: torch.Tensor, out: torch.Tensor
+) -> None:
+    """``out = weight · (softmax(logits) − γ)``, with ``γ`` the occupancy scattered onto its columns, block by block.
+
+    Shape:
+        logits: (R, V), columns: (R, 1 + S) long, occupancy: (R, 1 + S), weight: (R, 1), out: (R, V)
+    """
+    block = max(1, _BLOCK_ELEMENTS // logits.shape[-1])
+    parts = zip(
+        logits.split(block),
+        out.split(block),
+        columns.split(block),
+        occupancy.split(block),
+        weight.split(block),
+        strict=True,
+    )
+    for part, part_out, part_columns, part_occupancy, part_weight in parts:
+        probs = torch.softmax(part, dim=-1, dtype=occupancy.dtype)
+        probs.scatter_add_(-1, part_columns, -part_occupancy)
+        part_out.copy_(probs.mul_(part_weight))
+
+
+class _CTCFromLogits(torch.autograd.Function):
+    """Per-sentence CTC losses of time-major ``logits`` (T, B, V); infeasible sentences give 0 and no gradient."""
+
+    @staticmethod
+    def forward(
+        ctx,
+        logits: torch.Tensor,
+        output_lengths: torch.Tensor,
+        target: torch.Tensor,
+        target_lengths: torch.Tensor,
+        blank: int,
+    ) -> torch.Tensor:
+        frames, _, vocab = logits.shape
+        accumulate = accumulation_dtype(logits.dtype)
+        log_norm = _normalize_rows(logits.view(-1, vocab), accumulate).view(logits.shape[:2])
+        columns = _label_columns(target, blank)
+        gathered = logits.gather(-1, columns.unsqueeze(0).expand(frames, -1, -1))
+        small = gathered.to(accumulate) - log_norm.unsqueeze(-1)  # log p_t of the blank and each target label
+        losses, occupancy, counted = _alignment_posteriors(small, output_lengths, target, target_lengths)
+        ctx.save_for_backward(logits, columns, occupancy, counted)
+        return losses
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_losses: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        logits, columns, occupancy, counted = ctx.saved_tensors
+        frames, _, vocab = logits.shape
+        grad = torch.empty_like(logits)
+        _write_logit_gradient(
+            logits.view(-1, vocab),
+            columns.unsqueeze(0).expand(frames, -1, -1).reshape(-1, columns.shape[-1]),
+            occupancy.view(-1, occupancy.shape[-1]),
+            (counted * grad_losses).view(-1, 1),
+            grad.view(-1, vocab),
+        )
+        return grad, None, None, None, None
+
+
+class _CTCFromFeatures(torch.autograd.Function):
+    """Per-sentence CTC losses of ``features · weightᵀ + bias`` (B, T, V), projected block by block in both passes."""
+
+    @staticmethod
+    def forward(
+        ctx,
+        features: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        output_lengths: torch.Tensor,
+        target: torch.Tensor,
+        target_lengths: torch.Tensor,
+        blank: int,
+    ) -> torch.Tensor:
+        batch, frames, dim = features.shape
+        device_type = features.device.type
+        if torch.is_autocast_enabled(device_type):
+            dtype = torch.get_autocast_dtype(device_type)
+        else:
+            dtype = torch.promote_types(features.dtype, weight.dtype)
+        ctx.dtypes = (features.dtype, weight.dtype)
+        rows = features.reshape(-1, dim).to(dtype)  # batch-major: row b·T + t
+        weight, bias = weight.to(dtype), None if bias is None else bias.to(dtype)
+        columns = _label_columns(target, blank).repeat_interleave(frames, dim=0)  # (B·T, 1 + S)
+        accumulate = accumulation_dtype(dtype)
+        log_norm, gathered = [], []
+        with torch.autocast(device_type, enabled=False):
+            for row_block, column_block in zip(
+                rows.split(_PROJECTION_ROWS), columns.split(_PROJECTION_ROWS), strict=True
+            ):
+                logits = F.linear(row_block, weight, bias)
+                log_norm.append(_normalize_rows(logits, accumulate))
+                gathered.append(logits.gather(-1, column_block))
+            small = torch.cat(gathered).to(accumulate) - torch.cat(log_norm).unsqueeze(-1)
+            small = small.view(batch, frames, -1).transpose(0, 1)  # time-major, as CTC reads it
+            losses, occupancy, counted = _alignment_posteriors(small, output_lengths, target, target_lengths)
+        ctx.save_for_backward(rows, weight, bias, columns, occupancy.transpose(0, 1), counted.t())
+        return losses
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_losses: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        rows, weight, bias, columns, occupancy, counted = ctx.saved_tensors
+        features_dtype, weight_dtype = ctx.dtypes
+        need_features, need_weight, need_bias = ctx.needs_input_grad[:3]
+        accumulate = accumulation_dtype(rows.dtype)
+        row_weight = (counted * grad_losses.unsqueeze(1)).reshape(-1, 1).to(occupancy.dtype)
+        occupancy = occupancy.reshape(-1, occupancy.shape[-1])
+        grad_rows = torch.empty_like(rows) if need_features else None
+        grad_weight = torch.zeros(weight.shape, dtype=accumulate, device=rows.device) if need_weight else None
+        grad_bias = torch.zeros(weight.shape[0], dtype=accumulate, device=rows.device) if need_bias else None
+        grad_logits = None
+        with torch.autocast(rows.device.type, enabled=False):
+            for start in range(0, rows.shape[0], _PROJECTION_ROWS):
+                block = slice(start, start + _PROJECTION_ROWS)
+                logits = F.linear(rows[block], weight, bias)
+                if grad_logits is None or grad_logits.shape != logits.shape:
+                    grad_logits = torch.empty_like(logits)  # reused by every full block
+                _write_logit_gradient(logits, columns[block], occupancy[block], row_weight[block], grad_logits)
+                if grad_rows is not None:
+                    torch.mm(grad_logits, weight, out=grad_rows[block])
+                if grad_weight is not None:
+                    grad_weight += torch.mm(grad_logits.t(), rows[block]).to(accumulate)
+                if grad_bias is not None:
+                    grad_bias += grad_logits.sum(dim=0, dtype=accumulate)
+        return (
+            None if grad_rows is None else grad_rows.view(*counted.shape, -1).to(features_dtype),
+            None if grad_weight is None else grad_weight.to(weight_dtype),
+            None if grad_bias is None else grad_bias.to(weight_dtype),
+            None,
+            None,
+            None,
+            None,
+        )
