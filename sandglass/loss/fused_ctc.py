@@ -4,7 +4,7 @@ The CTC recursions read only the blank and the target's labels, so the loss runs
 each sentence, normalized by a log-sum-exp over the vocabulary; the gradient ``softmax(logits) − γ`` (``γ_t(v)``:
 the posterior share of alignments that emit ``v`` at frame ``t``) is written one block of frames at a time, so
 that each block stays in cache between its passes. Both give the loss and gradient of :func:`ctc_loss` on
-``log_softmax`` (``tests/test_loss.py``); both are first-order only.
+``log_softmax`` (``tests/loss/test_fused_ctc.py``); both are first-order only.
 """
 
 from __future__ import annotations

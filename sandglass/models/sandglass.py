@@ -124,8 +124,9 @@ class SandGlass(nn.Module):
         self.bos_id = bos_id
         self.eos_id = eos_id
         # bos and eos never occur in CTC targets, so they are not outputs of this model: the vocabulary projection's
-        # bias puts them at -1e9. A bias rather than a fill of the two columns, whose backward would copy the
-        # gradient of the whole logits, the largest tensor of a training step.
+        # bias puts them at -1e9. A bias rather than a fill of the two columns of the logits: the training loss
+        # runs the projection itself (sandglass.loss.ctc_loss_from_features), and a fill's backward would copy
+        # the gradient of the whole logits, the largest tensor of a training step.
         label_bias = torch.zeros(vocab_size).index_fill_(0, torch.tensor([bos_id, eos_id]), -1e9)
         self.register_buffer("label_bias", label_bias, persistent=False)
         self.max_length = config.max_length
