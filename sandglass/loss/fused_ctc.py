@@ -19,8 +19,8 @@ from sandglass.loss.output import LossOutput, accumulation_dtype, per_target_tok
 # Elements of the vocabulary-sized tensors normalized at once: a block of rows stays in cache between its passes
 # (on CPU, 16 rows of 8k are several times faster than whole frames).
 _BLOCK_ELEMENTS = 1 << 17
-# Frames projected onto the vocabulary at once by ctc_loss_from_features: enough rows for an efficient matrix
-# product, few enough that the block of logits is reused from cache rather than memory.
+# Frames projected onto the vocabulary at once by ctc_loss_from_features: of 128, 256 and 512, 256 trained
+# fastest on a 2-core CPU at d = 256 and V = 8,000 (enough rows for an efficient product, a block of a few MiB).
 _PROJECTION_ROWS = 256
 
 
