@@ -2,9 +2,10 @@
 
 Run: ``python benchmarks/training_step.py [--presets base transformer-base] [--batches 22] [--threads 2]``.
 The batches are the first ``--batches`` of the training batch list (4,096-token budget, the presets' own) built
-from the first 6,000 pairs of ``train`` with the shared 8,000-piece tokenizer (cached in ``--cache``); the first
-two steps are warm-up and not counted. ``--loss reference`` trains SandGlass with the plain ``ctc_loss`` on
-``log_softmax`` instead of :func:`sandglass.loss.ctc_loss_from_features`, to measure what the fused loss saves.
+from the first ``--pairs`` pairs of ``train`` (6,000; 29,000 is all of it) with the shared 8,000-piece
+tokenizer (cached in ``--cache``); the first two steps are warm-up and not counted. ``--loss reference`` trains
+SandGlass with the plain ``ctc_loss`` on ``log_softmax`` instead of :func:`sandglass.loss.ctc_loss_from_features`,
+to measure what the fused loss saves.
 Precision is the training default (``auto``: bf16 autocast where the CPU has bf16 units).
 """
 
@@ -27,7 +28,6 @@ from sandglass.precision import autocast_for, uses_bfloat16
 from sandglass.training.dataset import tokenizer_for
 from sandglass.training.setup import flushed_denormals
 
-PAIRS = 6_000
 WARMUP_STEPS = 2
 
 
@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--cache", default="data", help="tokenizer cache folder")
     parser.add_argument("--presets", nargs="+", default=["base", "transformer-base"])
     parser.add_argument("--batches", type=int, default=22)
+    parser.add_argument("--pairs", type=int, default=6_000, help="training pairs the batches are drawn from")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--loss", choices=["fused", "reference"], default="fused")
     args = parser.parse_args()
@@ -52,8 +53,8 @@ def main() -> None:
     data = DataConfig(data_dir=args.data)
     splits = load_splits(data.dataset, src=data.src, tgt=data.tgt, data_dir=data.data_dir)
     tokenizer = tokenizer_for(splits, data, Path(args.cache))
-    source = tokenizer.encode(splits.train.source[:PAIRS])
-    target = tokenizer.encode(splits.train.target[:PAIRS])
+    source = tokenizer.encode(splits.train.source[: args.pairs])
+    target = tokenizer.encode(splits.train.target[: args.pairs])
     device = torch.device("cpu")
     print(f"{args.threads} threads, bf16 autocast: {uses_bfloat16(device, 'auto')}, loss: {args.loss}")
     for name in args.presets:
