@@ -239,13 +239,13 @@ class _CTCFromFeatures(torch.autograd.Function):
         grad_rows = torch.empty_like(rows) if need_features else None
         grad_weight = torch.zeros(weight.shape, dtype=accumulate, device=rows.device) if need_weight else None
         grad_bias = torch.zeros(weight.shape[0], dtype=accumulate, device=rows.device) if need_bias else None
-        grad_logits = None
+        # One buffer for every block's logit gradient; the last, shorter block uses its first rows.
+        buffer = rows.new_empty(min(_PROJECTION_ROWS, rows.shape[0]), weight.shape[0])
         with torch.autocast(rows.device.type, enabled=False):
             for start in range(0, rows.shape[0], _PROJECTION_ROWS):
                 block = slice(start, start + _PROJECTION_ROWS)
                 logits = F.linear(rows[block], weight, bias)
-                if grad_logits is None or grad_logits.shape != logits.shape:
-                    grad_logits = torch.empty_like(logits)  # reused by every full block
+                grad_logits = buffer[: logits.shape[0]]
                 _write_logit_gradient(logits, columns[block], occupancy[block], row_weight[block], grad_logits)
                 if grad_rows is not None:
                     torch.mm(grad_logits, weight, out=grad_rows[block])
