@@ -22,6 +22,9 @@ _BLOCK_ELEMENTS = 1 << 17
 # Frames projected onto the vocabulary at once by ctc_loss_from_features: of 128, 256 and 512, 256 trained
 # fastest on a 2-core CPU at d = 256 and V = 8,000 (enough rows for an efficient product, a block of a few MiB).
 _PROJECTION_ROWS = 256
+# Blocks whose logit gradients share the products for the gradients of the features and the weight: the weight's,
+# summed in float32 across products, is cast and added once per group (a (V, d) matrix each time).
+_BLOCKS_PER_PRODUCT = 4
 
 
 def ctc_loss_from_logits(
@@ -239,20 +242,25 @@ class _CTCFromFeatures(torch.autograd.Function):
         grad_rows = torch.empty_like(rows) if need_features else None
         grad_weight = torch.zeros(weight.shape, dtype=accumulate, device=rows.device) if need_weight else None
         grad_bias = torch.zeros(weight.shape[0], dtype=accumulate, device=rows.device) if need_bias else None
-        # One buffer for every block's logit gradient; the last, shorter block uses its first rows.
-        buffer = rows.new_empty(min(_PROJECTION_ROWS, rows.shape[0]), weight.shape[0])
+        # One buffer for a group of blocks' logit gradients; the last, shorter group uses its first rows. The
+        # products for the gradients of the features and the weight run once per group.
+        group_rows = _PROJECTION_ROWS * _BLOCKS_PER_PRODUCT
+        buffer = rows.new_empty(min(group_rows, rows.shape[0]), weight.shape[0])
         with torch.autocast(rows.device.type, enabled=False):
-            for start in range(0, rows.shape[0], _PROJECTION_ROWS):
-                block = slice(start, start + _PROJECTION_ROWS)
-                logits = F.linear(rows[block], weight, bias)
-                grad_logits = buffer[: logits.shape[0]]
-                _write_logit_gradient(logits, columns[block], occupancy[block], row_weight[block], grad_logits)
+            for group_start in range(0, rows.shape[0], group_rows):
+                group = slice(group_start, group_start + group_rows)
+                group_grad = buffer[: rows[group].shape[0]]
+                for start in range(0, group_grad.shape[0], _PROJECTION_ROWS):
+                    block = slice(group_start + start, group_start + start + _PROJECTION_ROWS)
+                    logits = F.linear(rows[block], weight, bias)
+                    grad_logits = group_grad[start : start + logits.shape[0]]
+                    _write_logit_gradient(logits, columns[block], occupancy[block], row_weight[block], grad_logits)
                 if grad_rows is not None:
-                    torch.mm(grad_logits, weight, out=grad_rows[block])
+                    torch.mm(group_grad, weight, out=grad_rows[group])
                 if grad_weight is not None:
-                    grad_weight += torch.mm(grad_logits.t(), rows[block]).to(accumulate)
+                    grad_weight += torch.mm(group_grad.t(), rows[group]).to(accumulate)
                 if grad_bias is not None:
-                    grad_bias += grad_logits.sum(dim=0, dtype=accumulate)
+                    grad_bias += group_grad.sum(dim=0, dtype=accumulate)
         return (
             None if grad_rows is None else grad_rows.view(*counted.shape, -1).to(features_dtype),
             None if grad_weight is None else grad_weight.to(weight_dtype),

@@ -73,9 +73,13 @@ def projection_case(dtype: torch.dtype = torch.float64, seed: int = 0):
     return features, weight, bias, output_mask, target, target_mask
 
 
-@pytest.mark.parametrize("projection_rows", [1, 7, 256])  # one frame at a time, blocks across sentences, all
-def test_ctc_from_features_gives_the_loss_and_gradients_of_ctc_on_the_projection(monkeypatch, projection_rows):
+# 60 frames: one at a time, blocks across sentences, groups of 21 frames whose last block is short, all at once.
+@pytest.mark.parametrize(("projection_rows", "blocks_per_product"), [(1, 1), (7, 1), (1, 8), (7, 3), (256, 4)])
+def test_ctc_from_features_gives_the_loss_and_gradients_of_ctc_on_the_projection(
+    monkeypatch, projection_rows, blocks_per_product
+):
     monkeypatch.setattr(sandglass.loss.fused_ctc, "_PROJECTION_ROWS", projection_rows)
+    monkeypatch.setattr(sandglass.loss.fused_ctc, "_BLOCKS_PER_PRODUCT", blocks_per_product)
     monkeypatch.setattr(sandglass.loss.fused_ctc, "_BLOCK_ELEMENTS", 3 * 9)  # normalized 3 rows at a time
     features, weight, bias, output_mask, target, target_mask = projection_case()
     scale = torch.rand(1, dtype=torch.float64) + 0.5
