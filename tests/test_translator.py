@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import sandglass.translator as translator_module
+from sandglass.precision import autocast_for
 from sandglass.translator import TranslationTiming, Translator
 from tests.cli.runs import make_run
 
@@ -138,6 +139,25 @@ def test_the_model_runs_under_bf16_autocast_only_when_asked(translator, monkeypa
     assert chosen.precision == precision
     chosen.translate([symbols(1, 2), symbols(3)])
     assert seen == [autocast]
+
+
+def test_one_autocast_context_covers_every_batch_of_a_call(translator, monkeypatch):
+    # autocast casts each weight once per context, so a context per batch would cast them again every batch.
+    entered, seen = [], []
+
+    def counting_autocast(device, precision):
+        entered.append(precision)
+        return autocast_for(device, precision)
+
+    def generate(model, src, src_mask, *, beam_size=1):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return [[] for _ in range(src.shape[0])]
+
+    monkeypatch.setattr(translator_module, "autocast_for", counting_autocast)
+    monkeypatch.setattr(translator_module, "generate", generate)
+    Translator(translator.run, batch_size=1, precision="bfloat16").translate([symbols(1), symbols(2, 3), symbols(4)])
+    assert seen == [True, True, True]
+    assert entered == ["bfloat16"]
 
 
 def test_auto_precision_follows_the_hardware(translator, monkeypatch):

@@ -46,12 +46,13 @@ def validate(
     nll_sum, num_tokens = 0.0, 0
     cuda_devices = [device] if device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=cuda_devices):  # validating must not change the training randomness
+        # fork_rng: validating must not change the training randomness. One autocast context for all batches
+        # casts each weight to bf16 once, not once per batch.
+        with torch.random.fork_rng(devices=cuda_devices), autocast_for(device, precision):
             for batch in iterate_batches(split.source_ids, split.target_ids, batches, tokenizer.pad_id):
                 batch = batch.to(device)
-                with autocast_for(device, precision):
-                    output = compute_loss(model, batch, label_smoothing=0.0)
-                    ids = generate(model, batch.src, batch.src_mask)
+                output = compute_loss(model, batch, label_smoothing=0.0)
+                ids = generate(model, batch.src, batch.src_mask)
                 nll_sum += output.nll_sum
                 num_tokens += output.num_tokens
                 for index, text in zip(batch.indices.tolist(), tokenizer.decode(ids), strict=True):
