@@ -25,6 +25,16 @@ def symbols(*indices: int) -> str:
     return " ".join(f"s{index:02d}" for index in indices)
 
 
+def record_autocast(seen: list):
+    """A stand-in for ``generate`` that records whether each batch runs under CPU autocast and returns nothing."""
+
+    def generate(model, src, src_mask, *, beam_size=1):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return [[] for _ in range(src.shape[0])]
+
+    return generate
+
+
 def echo_sources(calls: list):
     """A stand-in for ``generate`` that records each batch's lengths and returns the source ids unchanged."""
 
@@ -129,12 +139,7 @@ def test_model_is_in_eval_mode_on_the_chosen_device(translator):
 @pytest.mark.parametrize(("precision", "autocast"), [("float32", False), ("bfloat16", True)])
 def test_the_model_runs_under_bf16_autocast_only_when_asked(translator, monkeypatch, precision, autocast):
     seen = []
-
-    def generate(model, src, src_mask, *, beam_size=1):
-        seen.append(torch.is_autocast_enabled("cpu"))
-        return [[] for _ in range(src.shape[0])]
-
-    monkeypatch.setattr(translator_module, "generate", generate)
+    monkeypatch.setattr(translator_module, "generate", record_autocast(seen))
     chosen = Translator(translator.run, precision=precision)
     assert chosen.precision == precision
     chosen.translate([symbols(1, 2), symbols(3)])
@@ -149,12 +154,8 @@ def test_one_autocast_context_covers_every_batch_of_a_call(translator, monkeypat
         entered.append(precision)
         return autocast_for(device, precision)
 
-    def generate(model, src, src_mask, *, beam_size=1):
-        seen.append(torch.is_autocast_enabled("cpu"))
-        return [[] for _ in range(src.shape[0])]
-
     monkeypatch.setattr(translator_module, "autocast_for", counting_autocast)
-    monkeypatch.setattr(translator_module, "generate", generate)
+    monkeypatch.setattr(translator_module, "generate", record_autocast(seen))
     Translator(translator.run, batch_size=1, precision="bfloat16").translate([symbols(1), symbols(2, 3), symbols(4)])
     assert seen == [True, True, True]
     assert entered == ["bfloat16"]
