@@ -7,10 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from sandglass.config import ConfigError, preset
+from sandglass.precision import uses_bfloat16
 
 DEFAULT_DATA_DIR = Path("../shared/data/multi30k")
 TEST_SET = "test_2016_flickr"
+DECODE_PRECISIONS = ("auto", "float32", "bfloat16", "both")
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,10 @@ class BenchConfig:
     presets' when set. Decoding speed is the median of ``speed_runs`` timed passes after one warm-up batch, over
     the whole test set for ``batch_size`` and over its first ``single_sentences`` sentences at batch 1.
     ``ctc_beam`` 0 skips the CTC prefix beam search; ``distill`` adds a SandGlass trained on the Transformer's
-    beam translations of the training source. Training and decoding run on ``device`` with ``threads`` CPU
-    threads. The shared tokenizer is trained once and cached in ``data_cache``.
+    beam translations of the training source. ``decode_precision`` is what every model is scored and timed in:
+    ``float32``, ``bfloat16`` (autocast), ``both``, or ``auto``: both where the device multiplies bf16 natively
+    (AMX or AVX512-BF16 CPUs, GPUs), float32 alone elsewhere. Training and decoding run on ``device`` with
+    ``threads`` CPU threads. The shared tokenizer is trained once and cached in ``data_cache``.
     """
 
     data_dir: Path = DEFAULT_DATA_DIR
@@ -49,6 +55,7 @@ class BenchConfig:
     distill: bool = False
     beam: int = 5
     ctc_beam: int = 5
+    decode_precision: str = "auto"
     threads: int = 2
     vocab_size: int = 8000
     batch_size: int = 64
@@ -70,6 +77,10 @@ class BenchConfig:
                 raise ConfigError(f"bench {name} must be a positive integer, got {value!r}")
         if self.ctc_beam < 0:
             raise ConfigError(f"bench ctc_beam must be 0 (skip) or a beam size, got {self.ctc_beam!r}")
+        if self.decode_precision not in DECODE_PRECISIONS:
+            raise ConfigError(
+                f"bench decode_precision must be one of {', '.join(DECODE_PRECISIONS)}, got {self.decode_precision!r}"
+            )
         if self.validate_every is not None and self.validate_every < 1:
             raise ConfigError(f"bench validate_every must be a positive number of steps, got {self.validate_every!r}")
         if not self.directions:
@@ -81,6 +92,15 @@ class BenchConfig:
             chosen = preset(getattr(self, name)).model.arch
             if chosen != arch:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is a {chosen} model, not {arch}")
+
+    def decode_precisions(self) -> tuple[str, ...]:
+        """The precisions every model is decoded in, float32 first."""
+        if self.decode_precision == "both":
+            return ("float32", "bfloat16")
+        if self.decode_precision == "auto":
+            native = uses_bfloat16(torch.device(self.device), "auto")
+            return ("float32", "bfloat16") if native else ("float32",)
+        return (self.decode_precision,)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as JSON values (paths as strings, directions as a list)."""

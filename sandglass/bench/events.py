@@ -21,13 +21,14 @@ class StageStarted:
 
 @dataclass(frozen=True)
 class DecodingMeasured:
-    """A decoding method of a model was scored on the test set and timed at each batch size."""
+    """A decoding method of a model, in ``precision``, was scored on the test set and timed at each batch size."""
 
     direction: str
     model: str
     method: str
     bleu: float
     speeds: list[DecodingSpeed]
+    precision: str = "float32"
 
 
 class BenchCallbacks:

@@ -9,7 +9,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from sandglass.bench.results import BenchResult, Comparison, DirectionResult, ModelResult
+from sandglass.bench.results import BenchResult, Comparison, DecodingResult, DirectionResult, ModelResult
 from sandglass.checkpoint import atomic_write
 from sandglass.durations import format_duration
 
@@ -94,9 +94,9 @@ def _direction_section(direction: DirectionResult, result: BenchResult) -> list[
     if direction.comparisons:
         lines += [
             "",
-            f"| against the Transformer | greedy speed-up b1 | greedy speed-up b{batch} | training tok/s ratio | "
-            "parameter ratio | greedy BLEU difference |",
-            "|---|---:|---:|---:|---:|---:|",
+            f"| against the Transformer | decoded in | greedy speed-up b1 | greedy speed-up b{batch} | "
+            "training tok/s ratio | parameter ratio | greedy BLEU difference |",
+            "|---|---|---:|---:|---:|---:|---:|",
             *(_comparison_row(comparison) for comparison in direction.comparisons),
         ]
     for model in direction.models:
@@ -125,7 +125,7 @@ def _model_rows(model: ModelResult, batch: int) -> list[str]:
             f"{training.steps:,}" if first else "",
             _number(training.target_tokens_per_second, "{:,.0f}") if first else "",
             _number(training.peak_rss_mib, "{:,.0f}") if first else "",
-            decoding.method,
+            decoding_name(decoding),
             f"{decoding.scores.bleu:.2f}",
             f"{decoding.scores.bleu_lowercase:.2f}",
             f"{decoding.scores.chrf:.2f}",
@@ -136,9 +136,15 @@ def _model_rows(model: ModelResult, batch: int) -> list[str]:
     return rows
 
 
+def decoding_name(decoding: DecodingResult) -> str:
+    """The method, with ``bf16`` after it when it ran under bf16 autocast (float32 is the unmarked case)."""
+    return decoding.method if decoding.precision == "float32" else f"{decoding.method} bf16"
+
+
 def _comparison_row(comparison: Comparison) -> str:
     cells = [
         comparison.model,
+        comparison.precision,
         _number(comparison.greedy_speedup_batch_1, "{:.1f}×"),
         _number(comparison.greedy_speedup_batch_large, "{:.1f}×"),
         _number(comparison.training_speed_ratio, "{:.2f}×"),
@@ -155,7 +161,8 @@ def _notes(result: BenchResult) -> list[str]:
     )
     lines = [
         "Notes: BLEU is sacreBLEU (cased, 13a), BLEU lc the lowercased one, chrF sacreBLEU's default; the weights "
-        "scored are the best by validation BLEU. Decoding speed: the median of "
+        "scored are the best by validation BLEU; a method marked bf16 ran under bf16 autocast, the others in "
+        "float32. Decoding speed: the median of "
         f"{settings.get('speed_runs', '?')} timed runs after a warm-up batch, model load excluded; batch 1 over "
         f"the first {settings.get('single_sentences', '?')} test sentences, the large batch over all of them. "
         "Training target tok/s: the median over the progress windows of "

@@ -29,13 +29,15 @@ class DecodingSpeed:
 
 @dataclass(frozen=True)
 class DecodingResult:
-    """One decoding method of a model: ``greedy`` / ``beam5`` (Transformer), ``ctc-greedy`` / ``ctc-beam5``
-    (SandGlass); its test scores and its speed at each batch size."""
+    """One decoding method of a model in one precision: ``greedy`` / ``beam5`` (Transformer), ``ctc-greedy`` /
+    ``ctc-beam5`` (SandGlass), in ``float32`` or ``bfloat16`` (autocast); its test scores and its speed at each
+    batch size."""
 
     method: str
     beam_size: int
     scores: CorpusScores
     speeds: list[DecodingSpeed]
+    precision: str = "float32"  # bench.json files written before bf16 decoding was measured lack it
 
     def speed_at(self, batch_size: int) -> DecodingSpeed | None:
         return next((speed for speed in self.speeds if speed.batch_size == batch_size), None)
@@ -89,14 +91,16 @@ class ModelResult:
     decoding: list[DecodingResult]
     teacher: TeacherCost | None = None
 
-    def method(self, method: str) -> DecodingResult | None:
-        return next((result for result in self.decoding if result.method == method), None)
+    def greedy(self, precision: str = "float32") -> DecodingResult | None:
+        """The greedy decoding (beam 1) in ``precision``, when it was measured."""
+        return next((d for d in self.decoding if d.beam_size == 1 and d.precision == precision), None)
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """A SandGlass model over the Transformer: greedy sentences/s ratios at batch 1 and the large batch,
-    training target tokens/s ratio, parameter ratio and greedy test BLEU difference (None when unmeasured)."""
+    """A SandGlass model over the Transformer, both decoding in ``precision``: greedy sentences/s ratios at
+    batch 1 and the large batch, training target tokens/s ratio, parameter ratio and greedy test BLEU difference
+    (None when unmeasured)."""
 
     model: str
     versus: str
@@ -105,6 +109,7 @@ class Comparison:
     training_speed_ratio: float | None
     parameter_ratio: float
     bleu_difference: float
+    precision: str = "float32"
 
 
 @dataclass(frozen=True)

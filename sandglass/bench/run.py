@@ -35,13 +35,12 @@ from sandglass.bench.results import (
     TeacherCost,
     TrainingFigures,
 )
-from sandglass.bench.speed import measure_decoding, training_tokens_per_second
+from sandglass.bench.speed import measure_method, training_tokens_per_second
 from sandglass.checkpoint import TOKENIZER_FILE, CheckpointError, LoadedRun, load_run
 from sandglass.config import DataConfig, RunConfig, TransformerConfig, preset
 from sandglass.data.corpus import DataError, DataSplits
 from sandglass.data.multi30k import DATA_DIR_VARIABLE, load_multi30k
 from sandglass.distill import DISTILLED_DATA, distill_corpus
-from sandglass.metrics import score_corpus
 from sandglass.precision import uses_bfloat16
 from sandglass.tokenizer import Tokenizer
 from sandglass.training.dataset import tokenizer_for
@@ -119,7 +118,12 @@ def bench_direction(
             train_pairs=len(splits.train),
             vocab_size=tokenizer.vocab_size,
             models=models,
-            comparisons=[compare(model, models[0], config.batch_size) for model in models[1:]],
+            comparisons=[
+                comparison
+                for precision in config.decode_precisions()
+                for model in models[1:]
+                if (comparison := compare(model, models[0], config.batch_size, precision)) is not None
+            ],
         )
 
     transformer = bench.train_and_measure(TRANSFORMER, config.transformer_preset, data)
@@ -179,7 +183,11 @@ class DirectionBench:
             run_dir=str(run_dir),
             parameters=sum(parameter.numel() for parameter in run.model.parameters()),
             training=training_figures(trained),
-            decoding=[self._measure(name, run, method, beam) for method, beam in decoding_methods(run, self.config)],
+            decoding=[
+                self._measure(name, run, method, beam, precision)
+                for precision in self.config.decode_precisions()
+                for method, beam in decoding_methods(run, self.config)
+            ],
             teacher=teacher,
         )
 
@@ -197,15 +205,9 @@ class DirectionBench:
         distilled_data = dataclasses.replace(data, dataset=str(corpus.folder), data_dir=None)
         return self.train_and_measure(DISTILLED, self.config.sandglass_preset, distilled_data, cost)
 
-    def _measure(self, name: str, run: LoadedRun, method: str, beam: int) -> DecodingResult:
-        test, settings = self.splits.test, self.config
-        single_lines = test.source[: settings.single_sentences]
-        single, _ = measure_decoding(run, single_lines, batch_size=1, beam_size=beam, runs=settings.speed_runs)
-        batched, translations = measure_decoding(
-            run, test.source, batch_size=settings.batch_size, beam_size=beam, runs=settings.speed_runs
-        )
-        result = DecodingResult(method, beam, score_corpus(translations, test.target), [single, batched])
-        event = DecodingMeasured(self.direction.name, name, method, result.scores.bleu, result.speeds)
+    def _measure(self, name: str, run: LoadedRun, method: str, beam: int, precision: str) -> DecodingResult:
+        result = measure_method(run, self.splits.test, method, beam_size=beam, precision=precision, config=self.config)
+        event = DecodingMeasured(self.direction.name, name, method, result.scores.bleu, result.speeds, precision)
         self.callbacks.decoding_measured(event)
         return result
 
@@ -252,9 +254,12 @@ def training_figures(trained: TrainedRun) -> TrainingFigures:
     )
 
 
-def compare(model: ModelResult, reference: ModelResult, batch_size: int) -> Comparison:
-    """``model``'s greedy decoding and training speed over ``reference``'s, and their size and BLEU."""
-    ours, theirs = model.decoding[0], reference.decoding[0]  # greedy comes first
+def compare(model: ModelResult, reference: ModelResult, batch_size: int, precision: str) -> Comparison | None:
+    """``model``'s greedy decoding in ``precision`` and training speed over ``reference``'s, and their size and
+    BLEU; None when either was not decoded greedily in ``precision``."""
+    ours, theirs = model.greedy(precision), reference.greedy(precision)
+    if ours is None or theirs is None:
+        return None
     ours_rate, theirs_rate = model.training.target_tokens_per_second, reference.training.target_tokens_per_second
     return Comparison(
         model=model.name,
@@ -264,6 +269,7 @@ def compare(model: ModelResult, reference: ModelResult, batch_size: int) -> Comp
         training_speed_ratio=ours_rate / theirs_rate if ours_rate and theirs_rate else None,
         parameter_ratio=model.parameters / reference.parameters,
         bleu_difference=ours.scores.bleu - theirs.scores.bleu,
+        precision=precision,
     )
 
 

@@ -92,6 +92,16 @@ def bench_command(
     ctc_beam: Annotated[
         int | None, typer.Option(min=0, help=_defaulted("CTC prefix beam size; 0 skips it", "ctc_beam"))
     ] = None,
+    decode_precision: Annotated[
+        str | None,
+        typer.Option(
+            help=_defaulted(
+                "Decode every model in float32, bfloat16 or both; auto: both where the CPU or GPU multiplies "
+                "bf16 natively, else float32",
+                "decode_precision",
+            )
+        ),
+    ] = None,
     threads: Annotated[int | None, typer.Option(min=1, help=_defaulted("Torch CPU threads", "threads"))] = None,
     batch_size: Annotated[
         int | None, typer.Option(min=1, help=_defaulted("The large decoding batch", "batch_size"))
@@ -136,6 +146,7 @@ def bench_command(
         distill=distill,
         beam=beam,
         ctc_beam=ctc_beam,
+        decode_precision=decode_precision,
         threads=threads,
         batch_size=batch_size,
         single_sentences=single_sentences,
@@ -211,8 +222,9 @@ def report_files(console: Console, result: BenchResult, folder: Path) -> None:
             speedups = [comparison.greedy_speedup_batch_1, comparison.greedy_speedup_batch_large]
             shown = ", ".join("—" if value is None else f"{value:.1f}×" for value in speedups)
             console.print(
-                f"{direction.src}-{direction.tgt} {comparison.model}: greedy sentences/s over the Transformer's "
-                f"at batch 1 and {result.settings.get('batch_size')}: {shown}; BLEU {comparison.bleu_difference:+.2f}",
+                f"{direction.src}-{direction.tgt} {comparison.model}, both in {comparison.precision}: greedy "
+                f"sentences/s over the Transformer's at batch 1 and {result.settings.get('batch_size')}: {shown}; "
+                f"BLEU {comparison.bleu_difference:+.2f}",
                 markup=False,
             )
     console.print(f"wrote {files.json}, {files.table} and {files.plot}", style="bold", markup=False)
@@ -240,7 +252,8 @@ class BenchDisplay(BenchCallbacks):
     def decoding_measured(self, event: DecodingMeasured) -> None:
         speeds = ", ".join(f"{speed.sentences_per_second:,.1f} at batch {speed.batch_size}" for speed in event.speeds)
         self.console.print(
-            f"[{event.direction}] {event.model} {event.method}: BLEU {event.bleu:.2f}; sentences/s {speeds}",
+            f"[{event.direction}] {event.model} {event.method} in {event.precision}: BLEU {event.bleu:.2f}; "
+            f"sentences/s {speeds}",
             style="cyan",
             markup=False,
         )

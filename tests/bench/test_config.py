@@ -23,6 +23,7 @@ def test_defaults_are_the_issue_settings():
         ({"transformer_preset": "tiny"}, "is a sandglass model, not transformer"),
         ({"transformer_preset": "nope"}, "unknown preset"),
         ({"validate_every": 0}, "validate_every"),
+        ({"decode_precision": "fp16"}, "decode_precision must be one of auto, float32, bfloat16, both"),
     ],
 )
 def test_unusable_settings_raise_config_error(settings, message):
@@ -38,3 +39,18 @@ def test_to_dict_is_json_ready():
     raw = BenchConfig().to_dict()
     assert raw["directions"] == [{"src": "de", "tgt": "en"}]
     assert isinstance(raw["data_dir"], str) and isinstance(raw["output_dir"], str)
+
+
+@pytest.mark.parametrize(
+    ("setting", "native", "expected"),
+    [
+        ("auto", True, ("float32", "bfloat16")),
+        ("auto", False, ("float32",)),
+        ("both", False, ("float32", "bfloat16")),
+        ("float32", True, ("float32",)),
+        ("bfloat16", False, ("bfloat16",)),
+    ],
+)
+def test_decode_precisions_add_bf16_where_the_cpu_multiplies_it_natively(monkeypatch, setting, native, expected):
+    monkeypatch.setattr("sandglass.precision.cpu_has_bfloat16_units", lambda: native)
+    assert BenchConfig(decode_precision=setting).decode_precisions() == expected

@@ -18,13 +18,30 @@ def test_report_writes_json_table_and_plot_that_read_back(tmp_path):
 
 
 def test_table_rows_show_every_figure_and_a_dash_for_what_was_not_measured():
-    table = markdown_table(made_up_result(("de", "en")))
-    (transformer_row,) = [line for line in table.splitlines() if line.startswith("| transformer |")]
-    cells = [cell.strip() for cell in transformer_row.strip("|").split("|")]
+    lines = markdown_table(made_up_result(("de", "en"))).splitlines()
+    (row,) = [index for index, line in enumerate(lines) if line.startswith("| transformer |")]
+    cells, bf16_cells = ([cell.strip() for cell in line.strip("|").split("|")] for line in lines[row : row + 2])
     assert cells[:8] == ["transformer", "base", "0.00M", "1m00s", "100", "1,000", "—", "greedy"]
     assert cells[11:] == ["8.0", "50.0"]
-    (comparison_row,) = [line for line in table.splitlines() if line.startswith("| sandglass | 10.0×")]
-    assert comparison_row == "| sandglass | 10.0× | 5.0× | — | 1.50× | -2.00 |"
+    assert bf16_cells[:8] == ["", "", "", "", "", "", "", "greedy bf16"] and bf16_cells[11:] == ["16.0", "100.0"]
+    comparison_rows = [line for line in lines if line.startswith(("| sandglass | float32", "| sandglass | bfloat16"))]
+    assert comparison_rows == [
+        "| sandglass | float32 | 10.0× | 5.0× | — | 1.50× | -2.00 |",
+        "| sandglass | bfloat16 | 12.0× | 6.0× | — | 1.50× | -2.50 |",
+    ]
+
+
+def test_a_result_written_before_bf16_decoding_reads_as_float32():
+    raw = json.loads(made_up_result(("de", "en")).to_json())
+    for direction in raw["directions"]:
+        for comparison in direction["comparisons"]:
+            del comparison["precision"]
+        for model in direction["models"]:
+            for decoding in model["decoding"]:
+                del decoding["precision"]
+    (direction,) = BenchResult.from_dict(raw).directions
+    assert {c.precision for c in direction.comparisons} == {"float32"}
+    assert all(d.precision == "float32" for model in direction.models for d in model.decoding)
 
 
 def test_merge_joins_directions_and_keeps_the_latest_date():

@@ -13,6 +13,7 @@ from sandglass.config import RunConfig
 from sandglass.training import TrainingCallbacks
 from tests.bench.corpus import SPLIT_SIZES, tiny_bench_config, write_tiny_multi30k
 
+PRECISIONS = ("float32", "bfloat16")
 MODEL_METHODS = {
     "transformer": ["greedy", "beam2"],
     "sandglass": ["ctc-greedy", "ctc-beam2"],
@@ -46,7 +47,7 @@ class Recorder(BenchCallbacks):
         self.translated += sentences
 
     def decoding_measured(self, event):
-        self.measured.append((event.model, event.method))
+        self.measured.append((event.model, event.method, event.precision))
 
 
 def models_in_report(folder):
@@ -60,7 +61,8 @@ def models_in_report(folder):
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
-    config = tiny_bench_config(write_tiny_multi30k(root / "multi30k"), root / "out", distill=True)
+    data_dir = write_tiny_multi30k(root / "multi30k")
+    config = tiny_bench_config(data_dir, root / "out", distill=True, decode_precision="both")
     recorder = Recorder()
     recorder.output_dir = config.output_dir
     result = run_bench(config, command="sandglass bench (test)", callbacks=recorder)
@@ -94,7 +96,8 @@ def test_bench_json_has_every_field(bench):
     assert [model["name"] for model in direction["models"]] == list(MODEL_METHODS)
     for model in direction["models"]:
         assert_model_fields(model, config)
-    assert [c["model"] for c in direction["comparisons"]] == ["sandglass", "sandglass-distilled"]
+    models_and_precisions = [(c["model"], c["precision"]) for c in direction["comparisons"]]
+    assert models_and_precisions == [(m, p) for p in PRECISIONS for m in ("sandglass", "sandglass-distilled")]
     for comparison in direction["comparisons"]:
         assert comparison["versus"] == "transformer"
         for name in ("greedy_speedup_batch_1", "greedy_speedup_batch_large", "training_speed_ratio"):
@@ -112,7 +115,8 @@ def assert_model_fields(model, config):
     assert training["best_valid_bleu"] == max(point["bleu"] for point in training["curve"])
     seconds = [point["seconds"] for point in training["curve"]]
     assert seconds == sorted(seconds) and seconds[-1] >= config.budget
-    assert [d["method"] for d in model["decoding"]] == MODEL_METHODS[model["name"]]
+    methods = [(d["method"], d["precision"]) for d in model["decoding"]]
+    assert methods == [(method, p) for p in PRECISIONS for method in MODEL_METHODS[model["name"]]]
     for decoding in model["decoding"]:
         scores = decoding["scores"]
         assert 0 <= scores["bleu"] <= 100 and 0 <= scores["chrf"] <= 100 and "bleu_lowercase" in scores
@@ -137,7 +141,8 @@ def test_result_reads_back_as_written(bench):
 def test_table_and_plot_are_written(bench):
     _, _, files, _, _ = bench
     table = files.table.read_text(encoding="utf-8")
-    for text in ["## de → en", "test_2016_flickr", "| transformer | transformer-tiny |", "| ctc-beam2 |", "Signatures"]:
+    expected = ["## de → en", "test_2016_flickr", "| transformer | transformer-tiny |", "| ctc-beam2 |"]
+    for text in [*expected, "| ctc-beam2 bf16 |", "Signatures"]:
         assert text in table, text
     assert "teacher" in table and "sent/s b8" in table
     assert files.plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -160,7 +165,12 @@ def test_progress_reaches_the_callbacks(bench):
     _, _, _, recorder, _ = bench
     assert recorder.stages[:2] == [("transformer", "train"), ("transformer", "evaluate")]
     assert ("sandglass-distilled", "distill") in recorder.stages
-    assert recorder.measured == [(model, method) for model, methods in MODEL_METHODS.items() for method in methods]
+    assert recorder.measured == [
+        (model, method, precision)
+        for model, methods in MODEL_METHODS.items()
+        for precision in PRECISIONS
+        for method in methods
+    ]
     assert recorder.translated == SPLIT_SIZES["train"] and recorder.training_events
 
 

@@ -19,7 +19,7 @@ from tests.cli.runs import make_run, run_cli
 TINY = [
     *("--sandglass-preset", "tiny", "--transformer-preset", "transformer-tiny", "--budget", "1s"),
     *("--beam", "2", "--ctc-beam", "0", "--threads", "1", "--vocab-size", "40", "--batch-size", "8"),
-    *("--single-sentences", "3", "--speed-runs", "1", "--validate-every", "20"),
+    *("--single-sentences", "3", "--speed-runs", "1", "--validate-every", "20", "--decode-precision", "float32"),
 ]
 
 
@@ -37,7 +37,9 @@ def test_bench_trains_both_models_and_writes_its_report(tmp_path):
     assert [d["method"] for d in models[0]["decoding"]] == ["greedy", "beam2"]
     assert [d["method"] for d in models[1]["decoding"]] == ["ctc-greedy"]  # --ctc-beam 0 skips the CTC beam
     assert (output / "bench.md").is_file() and (output / "validation_bleu.png").is_file()
-    for text in ["[de-en] training transformer", "valid  step", "ctc-greedy: BLEU", "wrote", "greedy sentences/s"]:
+    assert {d["precision"] for model in models for d in model["decoding"]} == {"float32"}
+    expected = ["[de-en] training transformer", "valid  step", "ctc-greedy in float32: BLEU", "both in float32"]
+    for text in [*expected, "greedy sentences/s", "wrote"]:
         assert text in result.stdout, text
 
 
@@ -84,6 +86,7 @@ def test_bench_without_its_data_folder_says_how_to_point_at_one(tmp_path):
         (["--budget", "soon"], "is not a duration"),
         (["--sandglass-preset", "transformer-tiny"], "is a transformer model, not sandglass"),
         (["--merge", "missing.json"], "no such bench.json"),
+        (["--decode-precision", "fp16"], "decode_precision must be one of auto, float32, bfloat16, both"),
     ],
 )
 def test_bench_mistakes_are_one_line_errors(tmp_path, args, message):
