@@ -66,12 +66,15 @@ class EncoderStage(nn.Module):
         self.to_value_key = nn.Linear(dim, dim + key_dim)
         self.reduce = ReduceAttention(factor) if reduce == "attention" else ReduceConv(dim, dim, factor)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns the reduced values, their mask, and the full value+key output for the mirror."""
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Returns the reduced values, their mask (None when ``mask`` is: every window then holds a real
+        position), and the full value+key output for the mirror."""
         value_key = zero_padding(self.to_value_key(self.blocks(x, mask)), mask)
         value = value_key[..., : x.shape[-1]]
         reduced, reduced_mask = self.reduce(value, mask)
-        return reduced, reduced_mask, value_key
+        return reduced, None if mask is None else reduced_mask, value_key
 
 
 class DecoderStage(nn.Module):
@@ -85,7 +88,13 @@ class DecoderStage(nn.Module):
         self.merge = nn.Linear(2 * dim, dim)
         self.blocks = blocks
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, encoder_value_key: torch.Tensor, encoder_mask: torch.Tensor):
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        encoder_value_key: torch.Tensor,
+        encoder_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
         expanded, _ = self.expand(x, mask)
         length = encoder_value_key.shape[1]
         expanded = expanded[:, :length]
@@ -230,7 +239,10 @@ class SandGlass(nn.Module):
             raise ValueError(f"source length {src.shape[1]} exceeds the model's max_length {self.max_length}")
         x = self.embed(src) * math.sqrt(self.config.d_model) + self.positions[: src.shape[1]]
         x = zero_padding(self.dropout(x), src_mask)
-        mask = src_mask
+        # With nothing padded (always so at batch 1) an all-true mask changes no value, so outside training
+        # the layers get None and skip their masking arithmetic: about 190 of a batch-1 pass's 440 operations.
+        # Training keeps the mask, so a step on a GPU never waits for this check.
+        mask = None if not self.training and bool(src_mask.all()) else src_mask
         mirrors = []
         for stage in self.encoder:
             reduced, reduced_mask, value_key = stage(x, mask)
@@ -240,5 +252,5 @@ class SandGlass(nn.Module):
         for stage, (value_key, stage_mask) in zip(self.decoder, reversed(mirrors), strict=True):
             x = stage(x, mask, value_key, stage_mask)
             mask = stage_mask
-        x, mask = self.upsample(x, mask)
-        return self.final_norm(self.output(x, mask)), mask
+        x, output_mask = self.upsample(x, mask)
+        return self.final_norm(self.output(x, None if mask is None else output_mask)), output_mask

@@ -7,6 +7,7 @@ from sandglass.decoding.ctc import ctc_greedy_decode
 from sandglass.inference import generate
 from sandglass.layers import TransformerBlock
 from sandglass.loss import ctc_loss
+from sandglass.models.blocks import BlockStack
 from sandglass.models.sandglass import SandGlass
 from sandglass.objective import compute_loss
 
@@ -81,6 +82,27 @@ def test_a_sentence_scores_the_same_alone_and_in_a_padded_batch(spec):
         torch.testing.assert_close(
             batched.log_probs[index, : upsample * length], alone.log_probs[0], atol=1e-9, rtol=1e-12
         )
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec["encoder"] + "/" + spec["reduce"])
+def test_outside_training_a_batch_with_no_padding_gives_its_layers_no_mask(spec):
+    model = tiny_model(**spec)
+    block_masks = []
+    for stack in [*model.modules()]:
+        if isinstance(stack, BlockStack):
+            stack.register_forward_pre_hook(lambda module, args: block_masks.append(args[1]))
+
+    def masks_seen(lengths, training):
+        block_masks.clear()
+        src, src_mask = token_batch(lengths)
+        output = model.train(training)(src, src_mask)
+        assert output.mask.all() == (min(lengths) == max(lengths))
+        return block_masks[:]
+
+    assert all(mask is None for mask in masks_seen([6, 6], training=False))
+    assert all(isinstance(mask, torch.Tensor) for mask in masks_seen([6, 6], training=True))
+    assert all(isinstance(mask, torch.Tensor) for mask in masks_seen([6, 4], training=False))
+    assert len(block_masks) > 2
 
 
 def test_log_probs_keep_the_model_dtype():
