@@ -35,17 +35,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"| run | method | precision | BLEU | chrF | sent/s b1 | sent/s b{args.batch_size} |")
     print("|---|---|---|---:|---:|---:|---:|")
+    config = BenchConfig(
+        data_dir=args.data,
+        beam=args.beam,
+        ctc_beam=0 if args.beam == 1 else args.beam,
+        batch_size=args.batch_size,
+        single_sentences=args.single_sentences,
+        speed_runs=args.speed_runs,
+    )
     for run_dir in args.runs:
         run = load_run(run_dir)
         data = run.config.data
-        config = BenchConfig(
-            data_dir=args.data,
-            beam=args.beam,
-            ctc_beam=0 if args.beam == 1 else args.beam,
-            batch_size=args.batch_size,
-            single_sentences=args.single_sentences,
-            speed_runs=args.speed_runs,
-        )
         test = load_bench_splits(config, Direction(data.src, data.tgt)).test
         for precision in args.precision:
             for method, beam in decoding_methods(run, config):

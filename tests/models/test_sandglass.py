@@ -88,7 +88,7 @@ def test_a_sentence_scores_the_same_alone_and_in_a_padded_batch(spec):
 def test_outside_training_a_batch_with_no_padding_gives_its_layers_no_mask(spec):
     model = tiny_model(**spec)
     block_masks = []
-    for stack in [*model.modules()]:
+    for stack in model.modules():
         if isinstance(stack, BlockStack):
             stack.register_forward_pre_hook(lambda module, args: block_masks.append(args[1]))
 
