@@ -40,7 +40,9 @@ class SandGlassConfig:
     C conv, R reverse conv, M MBConv, A augmented conv, W kernel-weighted conv, G FC-generated-kernel conv,
     D dot-product-kernel conv, T relative-attention transformer block. ``dropout`` applies to the embeddings,
     the blocks' outputs and attention weights; ``activation_dropout`` to the T blocks' feed-forward hidden
-    activations (``None``: the same as ``dropout``).
+    activations (``None``: the same as ``dropout``). ``blank_gate`` gives the CTC blank a sigmoid gate of its own,
+    ``p(blank) = σ(g·h + c)`` and ``p(v) = (1 − σ) · softmax(W h)_v``, so that greedy decoding projects only the
+    frames where ``σ < ½`` onto the vocabulary.
     """
 
     arch: Literal["sandglass"] = "sandglass"
@@ -59,6 +61,7 @@ class SandGlassConfig:
     mirror_key_dim: int = 64
     dropout: float = 0.1
     activation_dropout: float | None = None
+    blank_gate: bool = False
     max_length: int = 256
 
 

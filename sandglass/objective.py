@@ -45,7 +45,16 @@ def compute_loss(model: nn.Module, batch: Batch, *, label_smoothing: float = 0.1
         # The projection onto the vocabulary runs inside the loss, so the logits are never held whole.
         features, mask = model.features(batch.src, batch.src_mask)
         weight, bias = model.vocabulary_projection()
-        return ctc_loss_from_features(features, weight, bias, mask, batch.tgt, batch.tgt_mask, blank=model.blank_id)
+        return ctc_loss_from_features(
+            features,
+            weight,
+            bias,
+            mask,
+            batch.tgt,
+            batch.tgt_mask,
+            blank=model.blank_id,
+            blank_logits=model.blank_logits(features),
+        )
     if isinstance(model, OriginalSandGlass):
         logits = model(batch.src)
         target = model.fit_length(batch.tgt)

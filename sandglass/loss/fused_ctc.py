@@ -5,6 +5,11 @@ each sentence, normalized by a log-sum-exp over the vocabulary; the gradient ``s
 the posterior share of alignments that emit ``v`` at frame ``t``) is written one block of frames at a time, so
 that each block stays in cache between its passes. Both give the loss and gradient of :func:`ctc_loss` on
 ``log_softmax`` (``tests/loss/test_fused_ctc.py``); both are first-order only.
+
+From the features, the blank can also have a gate of its own: with gate logits ``s``,
+``log p(blank) = log σ(s)`` and ``log p(v) = log σ(−s) + log_softmax(logits)_v``, whose gradients are
+``σ(s)·(γ_blank + N) − γ_blank`` for ``s`` and ``N·softmax(logits) − γ`` for the logits, ``N`` the frame's
+occupancy of labels other than the blank.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ def ctc_loss_from_features(
     target_mask: torch.Tensor,
     *,
     blank: int = 0,
+    blank_logits: torch.Tensor | None = None,
 ) -> LossOutput:
     """:func:`ctc_loss` of ``log_softmax(features · weightᵀ + bias)``, without ever holding the logits.
 
@@ -67,17 +73,25 @@ def ctc_loss_from_features(
     never allocated whole, which on CPU also spares the page faults of first writing a new tensor of that size.
     Under autocast the projection runs in the autocast dtype, as ``F.linear`` would.
 
+    With ``blank_logits`` ``s`` the blank's probability is gated instead, ``p(blank) = σ(s)`` and
+    ``p(v) = (1 − σ(s)) · softmax(logits)_v``; the blank's own column of the logits then only takes part in the
+    softmax (a bias of -1e9 there leaves it out).
+
     Shape:
         features: (B, T, d), weight: (V, d), bias: (V,) or None, output_mask: (B, T), target: (B, S) long,
-        target_mask: (B, S) → LossOutput
+        target_mask: (B, S), blank_logits: (B, T) or None → LossOutput
     """
     check_ctc_shapes(features, output_mask, target, target_mask, frames_name="features (B, T, d)")
     if weight.dim() != 2 or weight.shape[1] != features.shape[-1]:
         raise ValueError(f"expected weight (V, d={features.shape[-1]}), got {tuple(weight.shape)}")
     if bias is not None and bias.shape != weight.shape[:1]:
         raise ValueError(f"expected bias (V={weight.shape[0]},), got {tuple(bias.shape)}")
+    if blank_logits is not None and blank_logits.shape != output_mask.shape:
+        raise ValueError(f"expected blank_logits (B, T) = {tuple(output_mask.shape)}, got {tuple(blank_logits.shape)}")
     target_lengths = target_mask.sum(dim=1)
-    per_sentence = _CTCFromFeatures.apply(features, weight, bias, output_mask.sum(dim=1), target, target_lengths, blank)
+    per_sentence = _CTCFromFeatures.apply(
+        features, weight, bias, blank_logits, output_mask.sum(dim=1), target, target_lengths, blank
+    )
     return per_target_token(per_sentence.sum(), target_lengths)
 
 
@@ -131,12 +145,19 @@ def _normalize_rows(logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _write_logit_gradient(
-    logits: torch.Tensor, columns: torch.Tensor, occupancy: torch.Tensor, weight: torch.Tensor, out: torch.Tensor
+    logits: torch.Tensor,
+    columns: torch.Tensor,
+    occupancy: torch.Tensor,
+    weight: torch.Tensor,
+    out: torch.Tensor,
+    label_share: torch.Tensor | None = None,
 ) -> None:
-    """``out = weight · (softmax(logits) − γ)``, with ``γ`` the occupancy scattered onto its columns, block by block.
+    """``out = weight · (N · softmax(logits) − γ)``, with ``γ`` the occupancy scattered onto its columns, block by
+    block; ``N`` is ``label_share`` (1 when None).
 
     Shape:
-        logits: (R, V), columns: (R, 1 + S) long, occupancy: (R, 1 + S), weight: (R, 1), out: (R, V)
+        logits: (R, V), columns: (R, 1 + S) long, occupancy: (R, 1 + S), weight: (R, 1), out: (R, V),
+        label_share: (R, 1) or None
     """
     block = max(1, _BLOCK_ELEMENTS // logits.shape[-1])
     parts = zip(
@@ -145,12 +166,13 @@ def _write_logit_gradient(
         columns.split(block),
         occupancy.split(block),
         weight.split(block),
+        (weight if label_share is None else label_share * weight).split(block),
         strict=True,
     )
-    for part, part_out, part_columns, part_occupancy, part_weight in parts:
-        probs = torch.softmax(part, dim=-1, dtype=occupancy.dtype)
-        probs.scatter_add_(-1, part_columns, -part_occupancy)
-        part_out.copy_(probs.mul_(part_weight))
+    for part, part_out, part_columns, part_occupancy, part_weight, part_probs_weight in parts:
+        probs = torch.softmax(part, dim=-1, dtype=occupancy.dtype).mul_(part_probs_weight)
+        probs.scatter_add_(-1, part_columns, part_occupancy * -part_weight)
+        part_out.copy_(probs)
 
 
 class _CTCFromLogits(torch.autograd.Function):
@@ -200,6 +222,7 @@ class _CTCFromFeatures(torch.autograd.Function):
         features: torch.Tensor,
         weight: torch.Tensor,
         bias: torch.Tensor | None,
+        blank_logits: torch.Tensor | None,
         output_lengths: torch.Tensor,
         target: torch.Tensor,
         target_lengths: torch.Tensor,
@@ -225,20 +248,31 @@ class _CTCFromFeatures(torch.autograd.Function):
                 log_norm.append(_normalize_rows(logits, accumulate))
                 gathered.append(logits.gather(-1, column_block))
             small = torch.cat(gathered).to(accumulate) - torch.cat(log_norm).unsqueeze(-1)
+            gate = None if blank_logits is None else blank_logits.reshape(-1, 1).to(accumulate)
+            if gate is not None:
+                small = torch.cat([F.logsigmoid(gate), small[:, 1:] + F.logsigmoid(-gate)], dim=1)
             small = small.view(batch, frames, -1).transpose(0, 1)  # time-major, as CTC reads it
             losses, occupancy, counted = _alignment_posteriors(small, output_lengths, target, target_lengths)
-        ctx.save_for_backward(rows, weight, bias, columns, occupancy.transpose(0, 1), counted.t())
+        ctx.gate_dtype = None if blank_logits is None else blank_logits.dtype
+        ctx.save_for_backward(rows, weight, bias, gate, columns, occupancy.transpose(0, 1), counted.t())
         return losses
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_losses: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        rows, weight, bias, columns, occupancy, counted = ctx.saved_tensors
+        rows, weight, bias, gate, columns, occupancy, counted = ctx.saved_tensors
         features_dtype, weight_dtype = ctx.dtypes
         need_features, need_weight, need_bias = ctx.needs_input_grad[:3]
         accumulate = accumulation_dtype(rows.dtype)
         row_weight = (counted * grad_losses.unsqueeze(1)).reshape(-1, 1).to(occupancy.dtype)
         occupancy = occupancy.reshape(-1, occupancy.shape[-1])
+        label_share, grad_gate = None, None
+        if gate is not None:
+            # The gate takes the blank's occupancy; the logits' blank column is only part of the softmax.
+            blank_occupancy, label_share = occupancy[:, :1], occupancy[:, 1:].sum(dim=1, keepdim=True)
+            grad_gate = row_weight * (torch.sigmoid(gate) * (blank_occupancy + label_share) - blank_occupancy)
+            grad_gate = grad_gate.view(counted.shape).to(ctx.gate_dtype)
+            occupancy = torch.cat([torch.zeros_like(blank_occupancy), occupancy[:, 1:]], dim=1)
         grad_rows = torch.empty_like(rows) if need_features else None
         grad_weight = torch.zeros(weight.shape, dtype=accumulate, device=rows.device) if need_weight else None
         grad_bias = torch.zeros(weight.shape[0], dtype=accumulate, device=rows.device) if need_bias else None
@@ -254,7 +288,14 @@ class _CTCFromFeatures(torch.autograd.Function):
                     block = slice(group_start + start, group_start + start + _PROJECTION_ROWS)
                     logits = F.linear(rows[block], weight, bias)
                     grad_logits = group_grad[start : start + logits.shape[0]]
-                    _write_logit_gradient(logits, columns[block], occupancy[block], row_weight[block], grad_logits)
+                    _write_logit_gradient(
+                        logits,
+                        columns[block],
+                        occupancy[block],
+                        row_weight[block],
+                        grad_logits,
+                        None if label_share is None else label_share[block],
+                    )
                 if grad_rows is not None:
                     torch.mm(group_grad, weight, out=grad_rows[group])
                 if grad_weight is not None:
@@ -265,6 +306,7 @@ class _CTCFromFeatures(torch.autograd.Function):
             None if grad_rows is None else grad_rows.view(*counted.shape, -1).to(features_dtype),
             None if grad_weight is None else grad_weight.to(weight_dtype),
             None if grad_bias is None else grad_bias.to(weight_dtype),
+            grad_gate,
             None,
             None,
             None,

@@ -24,25 +24,45 @@ from sandglass.models.blocks import BlockStack, make_block, parse_spec
 from sandglass.models.transformer import sinusoidal_positions
 
 
+def blank_gated_log_probs(logits: torch.Tensor, blank_logits: torch.Tensor, blank_id: int) -> torch.Tensor:
+    """Log-probabilities of a gated blank: ``log σ(s)`` for the blank, ``log σ(−s) + log_softmax(logits)_v`` else.
+
+    Shape:
+        logits: (B, T, V), blank_logits: (B, T) → (B, T, V)
+    """
+    log_probs = F.log_softmax(logits, dim=-1) + F.logsigmoid(-blank_logits).unsqueeze(-1)
+    return log_probs.index_copy(
+        -1, torch.tensor([blank_id], device=logits.device), F.logsigmoid(blank_logits)[..., None]
+    )
+
+
 @dataclass
 class SandGlassOutput:
     """Per-frame logits of the upsampled output and its mask; ``log_probs`` normalizes them.
 
     ``logits`` is a transposed view of a time-major tensor: CTC reads (u·S, B, V), and a contiguous layout there
-    keeps the loss free of strided copies over the largest tensor of the model.
+    keeps the loss free of strided copies over the largest tensor of the model. ``blank_logits`` are the logits
+    of the blank's gate when the model has one (``SandGlassConfig.blank_gate``).
 
     Shape:
-        logits: (B, u·S, V), mask: (B, u·S), log_probs: (B, u·S, V)
+        logits: (B, u·S, V), mask: (B, u·S), blank_logits: (B, u·S) or None, log_probs: (B, u·S, V)
     """
 
     logits: torch.Tensor
     mask: torch.Tensor
+    blank_logits: torch.Tensor | None = None
+    blank_id: int = 0
 
     @property
     def log_probs(self) -> torch.Tensor:
-        """``log_softmax(logits)``, computed on each access; half-precision logits are normalized in float32."""
-        dtype = torch.float32 if self.logits.dtype in (torch.float16, torch.bfloat16) else None
-        return F.log_softmax(self.logits, dim=-1, dtype=dtype)
+        """The frames' log-probabilities, computed on each access; half precision is normalized in float32."""
+        half = self.logits.dtype in (torch.float16, torch.bfloat16)
+        if self.blank_logits is not None:
+            logits, blank_logits = (
+                (self.logits.float(), self.blank_logits.float()) if half else (self.logits, self.blank_logits)
+            )
+            return blank_gated_log_probs(logits, blank_logits, self.blank_id)
+        return F.log_softmax(self.logits, dim=-1, dtype=torch.float32 if half else None)
 
 
 @dataclass
@@ -136,7 +156,9 @@ class SandGlass(nn.Module):
         # bias puts them at -1e9. A bias rather than a fill of the two columns of the logits: the training loss
         # runs the projection itself (sandglass.loss.ctc_loss_from_features), and a fill's backward would copy
         # the gradient of the whole logits, the largest tensor of a training step.
-        label_bias = torch.zeros(vocab_size).index_fill_(0, torch.tensor([bos_id, eos_id]), -1e9)
+        # With a gate of its own the blank is not one of the softmax's labels either.
+        not_labels = [bos_id, eos_id, blank_id] if config.blank_gate else [bos_id, eos_id]
+        label_bias = torch.zeros(vocab_size).index_fill_(0, torch.tensor(not_labels), -1e9)
         self.register_buffer("label_bias", label_bias, persistent=False)
         self.max_length = config.max_length
         dim = config.d_model
@@ -187,6 +209,7 @@ class SandGlass(nn.Module):
         self.upsample = ExpandConv(dim, dim, config.upsample)
         self.output = stack(parse_spec(config.output, "output"))
         self.final_norm = nn.LayerNorm(dim)
+        self.blank_gate = nn.Linear(dim, 1) if config.blank_gate else None
         # With the √d scale, embeddings enter with unit variance, and the tied logits start near zero
         # (nn.Embedding's N(0, 1) would give logits of standard deviation √d and a near one-hot start).
         nn.init.normal_(self.embed.weight, mean=0.0, std=dim**-0.5)
@@ -196,7 +219,15 @@ class SandGlass(nn.Module):
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor) -> SandGlassOutput:
         features, mask = self.features(src, src_mask)
         logits = F.linear(features.transpose(0, 1), *self.vocabulary_projection())
-        return SandGlassOutput(logits.transpose(0, 1), mask)
+        return SandGlassOutput(logits.transpose(0, 1), mask, self.blank_logits(features), self.blank_id)
+
+    def blank_logits(self, features: torch.Tensor) -> torch.Tensor | None:
+        """The logits ``s = g·h + c`` of the blank's gate, ``p(blank) = σ(s)``; None without a gate.
+
+        Shape:
+            features: (B, T, d) → (B, T) or None
+        """
+        return None if self.blank_gate is None else self.blank_gate(features).squeeze(-1)
 
     def best_labels(self, src: torch.Tensor, src_mask: torch.Tensor, *, chunk_rows: int = 256) -> SandGlassLabels:
         """The likeliest label of every output frame, as ``forward(...).log_probs.argmax(-1)`` gives it.
@@ -211,11 +242,32 @@ class SandGlass(nn.Module):
         require_positive("chunk_rows", chunk_rows)
         features, mask = self.features(src, src_mask)
         rows = features.reshape(-1, features.shape[-1])
+        if self.blank_gate is not None:
+            return SandGlassLabels(self.gated_best_labels(rows, chunk_rows).view(mask.shape), mask)
         # max(dim).indices: the same first-maximum rule as argmax, and on CPU about twice as fast.
         labels = [
             F.linear(chunk, *self.vocabulary_projection()).max(dim=-1).indices for chunk in rows.split(chunk_rows)
         ]
         return SandGlassLabels(torch.cat(labels).view(mask.shape), mask)
+
+    def gated_best_labels(self, rows: torch.Tensor, chunk_rows: int) -> torch.Tensor:
+        """The likeliest label of each frame of a gated blank, projecting only frames where a label can win.
+
+        Where ``σ(s) ≥ ½`` no label's ``(1 − σ(s)) · softmax_v`` reaches the blank's probability, so those frames
+        are the blank without their logits; elsewhere a label wins only above the blank (a tie goes to the blank).
+
+        Shape:
+            rows: (R, d) → (R,) long
+        """
+        gate = self.blank_gate(rows).squeeze(-1).float()
+        labels = torch.full(gate.shape, self.blank_id, dtype=torch.long, device=rows.device)
+        open_rows = (gate < 0).nonzero().squeeze(1)
+        for index in open_rows.split(chunk_rows):
+            logits = F.linear(rows[index], *self.vocabulary_projection()).float()
+            best, label = logits.max(dim=-1)
+            label_log_prob = F.logsigmoid(-gate[index]) + best - torch.logsumexp(logits, dim=-1)
+            labels[index] = torch.where(label_log_prob > F.logsigmoid(gate[index]), label, self.blank_id)
+        return labels
 
     def vocabulary_projection(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The weight (tied to the embedding) and bias of the projection ``logits = features · Wᵀ + b``.

@@ -4,6 +4,7 @@ import torch.nn.functional as F
 
 import sandglass.loss.fused_ctc
 from sandglass.loss import ctc_loss, ctc_loss_from_features, ctc_loss_from_logits
+from sandglass.models.sandglass import blank_gated_log_probs
 
 
 def ctc_case(dtype: torch.dtype = torch.float64, seed: int = 0):
@@ -98,6 +99,35 @@ def test_ctc_from_features_gives_the_loss_and_gradients_of_ctc_on_the_projection
     assert torch.all(fast_inputs[0].grad[~output_mask] == 0)
 
 
+@pytest.mark.parametrize(("projection_rows", "blocks_per_product", "blank"), [(1, 1, 0), (7, 3, 0), (256, 4, 8)])
+def test_ctc_from_features_with_a_blank_gate_gives_the_loss_and_gradients_of_ctc_on_the_gated_probabilities(
+    monkeypatch, projection_rows, blocks_per_product, blank
+):
+    monkeypatch.setattr(sandglass.loss.fused_ctc, "_PROJECTION_ROWS", projection_rows)
+    monkeypatch.setattr(sandglass.loss.fused_ctc, "_BLOCKS_PER_PRODUCT", blocks_per_product)
+    features, weight, bias, output_mask, target, target_mask = projection_case(seed=3)
+    target = torch.where(target_mask, target, 8) if blank == 8 else target
+    # As in the model, the blank's column is left out of the softmax, so the gated probabilities sum to 1 (the
+    # reference needs that: PyTorch's CTC backward assumes normalized log-probabilities).
+    bias[blank] = -1e9
+    blank_logits = torch.randn(5, 12, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    scale = torch.rand(1, dtype=torch.float64) + 0.5
+    inputs = [tensor.clone().requires_grad_(True) for tensor in (features, weight, bias, blank_logits)]
+    log_probs = blank_gated_log_probs(F.linear(*inputs[:3]), inputs[3], blank)
+    reference = ctc_loss(log_probs, output_mask, target, target_mask, blank=blank)
+    (reference.loss * scale).backward()
+    fast_inputs = [tensor.clone().requires_grad_(True) for tensor in (features, weight, bias, blank_logits)]
+    fast = ctc_loss_from_features(
+        *fast_inputs[:3], output_mask, target, target_mask, blank=blank, blank_logits=fast_inputs[3]
+    )
+    (fast.loss * scale).backward()
+    torch.testing.assert_close(fast.loss, reference.loss, atol=1e-12, rtol=0)
+    for fast_input, reference_input in zip(fast_inputs, inputs, strict=True):
+        torch.testing.assert_close(fast_input.grad, reference_input.grad, atol=1e-12, rtol=0)
+    assert torch.all(fast_inputs[3].grad[~output_mask] == 0)
+    assert torch.all(fast_inputs[1].grad[blank] == 0)  # the gate, not the blank's row, takes its occupancy
+
+
 def test_ctc_from_features_without_bias_and_with_a_frozen_weight():
     features, weight, _, output_mask, target, target_mask = projection_case(seed=1)
     fast_features = features.clone().requires_grad_(True)
@@ -139,3 +169,9 @@ def test_ctc_from_features_names_a_mismatched_projection():
         ctc_loss_from_features(features, weight[:, :4], bias, output_mask, target, target_mask)
     with pytest.raises(ValueError, match=r"bias \(V=9,\)"):
         ctc_loss_from_features(features, weight, bias[:5], output_mask, target, target_mask)
+    with pytest.raises(ValueError, match=r"blank_logits \(B, T\) = \(5, 12\)"):
+        blank_logits = torch.zeros(5, 11, dtype=torch.float64)
+        ctc_loss_from_features(features, weight, bias, output_mask, target, target_mask, blank_logits=blank_logits)
+    with pytest.raises(ValueError, match=r"blank_logits \(B, T\) = \(5, 12\)"):
+        blank_logits = torch.zeros(5, 11, dtype=torch.float64)
+        ctc_loss_from_features(features, weight, bias, output_mask, target, target_mask, blank_logits=blank_logits)

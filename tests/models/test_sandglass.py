@@ -12,10 +12,10 @@ from sandglass.models.sandglass import SandGlass
 from sandglass.objective import compute_loss
 
 VOCAB = 13
-# Every block letter appears at least once, and both reduce layers are used.
+# Every block letter appears at least once, both reduce layers are used, and one model has a blank gate.
 SPECS = [
     dict(encoder="C-M", center="T", output="A", reduce="conv"),
-    dict(encoder="R-W", center="G", output="D", reduce="attention"),
+    dict(encoder="R-W", center="G", output="D", reduce="attention", blank_gate=True),
     dict(encoder="C-C", center="", output="", reduce="attention", reduce_factor=3, upsample=3),
 ]
 
@@ -147,10 +147,11 @@ def test_bos_and_eos_are_never_outputs():
     assert not torch.isin(labels, torch.tensor([model.bos_id, model.eos_id])).any()
 
 
-def test_the_training_loss_has_the_gradient_of_ctc_on_the_log_softmax():
+@pytest.mark.parametrize("blank_gate", [False, True])
+def test_the_training_loss_has_the_gradient_of_ctc_on_the_log_softmax(blank_gate):
     # compute_loss takes the fast CTC path with the gradient written over the logits; the reference is autograd
-    # through ctc_loss on log_softmax of the same logits.
-    model = tiny_model(torch.float64, seed=3)
+    # through ctc_loss on the log-probabilities of the same logits (and gate).
+    model = tiny_model(torch.float64, seed=3, blank_gate=blank_gate)
     generator = torch.Generator().manual_seed(5)
     sources = [torch.randint(4, VOCAB, (length,), generator=generator).tolist() for length in (6, 4, 5)]
     targets = [torch.randint(4, VOCAB, (length,), generator=generator).tolist() for length in (4, 2, 3)]
@@ -167,9 +168,10 @@ def test_the_training_loss_has_the_gradient_of_ctc_on_the_log_softmax():
         torch.testing.assert_close(fast_grad, param.grad, atol=1e-10, rtol=1e-8)
 
 
+@pytest.mark.parametrize("blank_gate", [False, True])
 @pytest.mark.parametrize("chunk_rows", [1, 3, 256])
-def test_best_labels_are_the_argmax_of_the_log_probs(chunk_rows):
-    model = tiny_model()
+def test_best_labels_are_the_argmax_of_the_log_probs(chunk_rows, blank_gate):
+    model = tiny_model(blank_gate=blank_gate)
     src, src_mask = token_batch([6, 2, 4], seed=4)
     output = model(src, src_mask)
     frames = model.best_labels(src, src_mask, chunk_rows=chunk_rows)
@@ -177,6 +179,44 @@ def test_best_labels_are_the_argmax_of_the_log_probs(chunk_rows):
     assert torch.equal(frames.labels, output.log_probs.argmax(dim=-1))
     with pytest.raises(ValueError, match="chunk_rows"):
         model.best_labels(src, src_mask, chunk_rows=0)
+
+
+def gated_model_with_both_kinds_of_frames() -> tuple[SandGlass, torch.Tensor, torch.Tensor]:
+    """A gated model and a batch where σ(s) ≥ ½ on some frames, and below it on others with a label winning."""
+    model = tiny_model(blank_gate=True, seed=1)
+    src, src_mask = token_batch([6, 2, 4], seed=4)
+    with torch.no_grad():  # gate logits spread wide around zero, so labels win where σ(s) is small
+        model.blank_gate.weight *= 30
+        features, _ = model.features(src, src_mask)
+        model.blank_gate.bias -= model.blank_logits(features).median()
+    return model, src, src_mask
+
+
+def test_a_blank_gate_gives_a_distribution_and_best_labels_of_both_kinds_of_frames():
+    model, src, src_mask = gated_model_with_both_kinds_of_frames()
+    output = model(src, src_mask)
+    torch.testing.assert_close(output.log_probs.exp().sum(dim=-1), torch.ones(output.mask.shape, dtype=torch.float64))
+    torch.testing.assert_close(output.log_probs[..., model.blank_id], torch.sigmoid(output.blank_logits).log())
+    frames = model.best_labels(src, src_mask)
+    assert torch.equal(frames.labels, output.log_probs.argmax(dim=-1))
+    open_frames = output.blank_logits < 0
+    assert (output.blank_logits >= 0).any() and (frames.labels[open_frames] != model.blank_id).any()
+
+
+def test_a_blank_gate_decodes_certain_blanks_without_the_vocabulary_projection(monkeypatch):
+    model, src, src_mask = gated_model_with_both_kinds_of_frames()
+    projected_rows = []
+    projection = model.vocabulary_projection
+
+    def counted_projection():
+        projected_rows.append(None)
+        return projection()
+
+    monkeypatch.setattr(model, "vocabulary_projection", counted_projection)
+    model.best_labels(src, src_mask, chunk_rows=1)
+    gate = model(src, src_mask).blank_logits.flatten()
+    # One projection per frame that a label could win (forward's own projection counted apart).
+    assert len(projected_rows) - 1 == int((gate < 0).sum()) < gate.numel()
 
 
 @pytest.mark.parametrize("length", [1, 3, 5, 7, 11])
@@ -258,11 +298,12 @@ def test_ctc_greedy_decoding_gives_a_list_per_sentence():
         assert len(tokens) <= model.config.upsample * length
 
 
-def test_a_tiny_sandglass_learns_to_copy():
+@pytest.mark.parametrize("blank_gate", [False, True])
+def test_a_tiny_sandglass_learns_to_copy(blank_gate):
     torch.manual_seed(0)
     pairs = [[4, 5, 6], [7, 8, 9, 10], [11, 4, 8], [6, 6, 9, 5, 7], [12]]
     batch = collate(pairs, pairs, pad_id=0)
-    model = SandGlass(VOCAB, tiny_config(d_model=32, mirror_key_dim=8, max_length=16))
+    model = SandGlass(VOCAB, tiny_config(d_model=32, mirror_key_dim=8, max_length=16, blank_gate=blank_gate))
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for step in range(300):
         model.train()
