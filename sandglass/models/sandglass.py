@@ -57,12 +57,10 @@ class SandGlassOutput:
     def log_probs(self) -> torch.Tensor:
         """The frames' log-probabilities, computed on each access; half precision is normalized in float32."""
         half = self.logits.dtype in (torch.float16, torch.bfloat16)
+        dtype = torch.float32 if half else self.logits.dtype
         if self.blank_logits is not None:
-            logits, blank_logits = (
-                (self.logits.float(), self.blank_logits.float()) if half else (self.logits, self.blank_logits)
-            )
-            return blank_gated_log_probs(logits, blank_logits, self.blank_id)
-        return F.log_softmax(self.logits, dim=-1, dtype=torch.float32 if half else None)
+            return blank_gated_log_probs(self.logits.to(dtype), self.blank_logits.to(dtype), self.blank_id)
+        return F.log_softmax(self.logits, dim=-1, dtype=dtype)
 
 
 @dataclass
