@@ -21,6 +21,7 @@ from sandglass.layers import ExpandConv, MirrorAttention, ReduceAttention, Reduc
 from sandglass.layers.masking import zero_padding
 from sandglass.layers.shapes import require_positive
 from sandglass.models.blocks import BlockStack, make_block, parse_spec
+from sandglass.models.row_max import row_max
 from sandglass.models.transformer import sinusoidal_positions
 
 
@@ -242,10 +243,7 @@ class SandGlass(nn.Module):
         rows = features.reshape(-1, features.shape[-1])
         if self.blank_gate is not None:
             return SandGlassLabels(self.gated_best_labels(rows, chunk_rows).view(mask.shape), mask)
-        # max(dim).indices: the same first-maximum rule as argmax, and on CPU about twice as fast.
-        labels = [
-            F.linear(chunk, *self.vocabulary_projection()).max(dim=-1).indices for chunk in rows.split(chunk_rows)
-        ]
+        labels = [row_max(F.linear(chunk, *self.vocabulary_projection())).indices for chunk in rows.split(chunk_rows)]
         return SandGlassLabels(torch.cat(labels).view(mask.shape), mask)
 
     def gated_best_labels(self, rows: torch.Tensor, chunk_rows: int) -> torch.Tensor:
@@ -262,9 +260,10 @@ class SandGlass(nn.Module):
         open_rows = (gate < 0).nonzero().squeeze(1)
         for index in open_rows.split(chunk_rows):
             logits = F.linear(rows[index], *self.vocabulary_projection()).float()
-            best, label = logits.max(dim=-1)
-            label_log_prob = F.logsigmoid(-gate[index]) + best - torch.logsumexp(logits, dim=-1)
-            labels[index] = torch.where(label_log_prob > F.logsigmoid(gate[index]), label, self.blank_id)
+            best = row_max(logits)
+            # log_softmax of the best label, -log Σ exp(logits - best), with the exponentials taken in place.
+            label_log_prob = F.logsigmoid(-gate[index]) - logits.sub_(best.values[:, None]).exp_().sum(-1).log()
+            labels[index] = torch.where(label_log_prob > F.logsigmoid(gate[index]), best.indices, self.blank_id)
         return labels
 
     def vocabulary_projection(self) -> tuple[torch.Tensor, torch.Tensor]:

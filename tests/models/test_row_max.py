@@ -1,0 +1,49 @@
+import pytest
+import torch
+
+from sandglass.models.row_max import row_max
+
+
+def assert_same_as_max(scores: torch.Tensor, block: int) -> None:
+    expected_values, expected_indices = scores.max(dim=-1)
+    result = row_max(scores, block=block)
+    torch.testing.assert_close(result.values, expected_values, atol=0, rtol=0)
+    torch.testing.assert_close(result.indices, expected_indices, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("columns", [7, 16, 40, 43, 161])
+@pytest.mark.parametrize("block", [1, 4, 16])
+def test_equals_max_on_random_scores(columns, block):
+    torch.manual_seed(columns * 100 + block)
+    assert_same_as_max(torch.randn(37, columns), block)
+
+
+@pytest.mark.parametrize("columns", [40, 43])
+def test_ties_go_to_the_first_column(columns):
+    """Integer scores tie often, within a block and across blocks, including in a short final block."""
+    torch.manual_seed(columns)
+    scores = torch.randint(0, 3, (200, columns)).float()
+    scores[0] = 5.0
+    scores[1, -1] = scores[1, -3] = 9.0
+    assert_same_as_max(scores, 8)
+    assert row_max(scores, block=8).indices[0] == 0
+    assert row_max(scores, block=8).indices[1] == columns - 3
+
+
+def test_the_maximum_in_the_short_final_block():
+    scores = torch.zeros(2, 10)
+    scores[0, 9] = 1.0
+    scores[1, 8] = 1.0
+    assert row_max(scores, block=4).indices.tolist() == [9, 8]
+
+
+def test_half_precision_and_no_rows():
+    torch.manual_seed(0)
+    assert_same_as_max(torch.randn(9, 50).bfloat16(), 8)
+    result = row_max(torch.randn(0, 50), block=8)
+    assert result.values.shape == result.indices.shape == (0,)
+
+
+def test_rejects_a_tensor_that_is_not_a_matrix():
+    with pytest.raises(ValueError, match=r"\(R, V\)"):
+        row_max(torch.randn(2, 3, 4))
