@@ -119,9 +119,10 @@ class Tokenizer:
             if self.eos_id in row:
                 row = row[: row.index(self.eos_id)]
             kept.append([i for i in row if i != self.pad_id and i != self.bos_id])
-        out_of_range = [i for row in kept for i in row if not 0 <= i < self.vocab_size]
+        size = self.vocab_size
+        out_of_range = [i for row in kept for i in row if not 0 <= i < size]
         if out_of_range:
-            raise TokenizerError(f"token id {out_of_range[0]} is outside the vocabulary (0..{self.vocab_size - 1})")
+            raise TokenizerError(f"token id {out_of_range[0]} is outside the vocabulary (0..{size - 1})")
         return self._processor.decode(kept) if kept else []
 
     def id_to_piece(self, index: int) -> str:

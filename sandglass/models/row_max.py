@@ -5,6 +5,10 @@ vectorized across columns: over a block of frame logits (256 × 4,000) they take
 vocabulary projection that made them. ``amax`` has no index to keep and runs about twelve times faster, so the
 rows are reduced in two levels: the maximum of every block of ``block`` columns, then the first block that holds
 the row's maximum, then the first column of that block that does. The result is exactly ``max(dim=-1)``'s.
+
+Scores of a reduced precision (bf16 logits under autocast) are widened to float32 first, which is exact: the
+reductions over bf16 are not vectorized on CPU, and the widening plus the float32 reduction take about 0.6 of
+their time (256 × 8,000).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ class RowMax:
     """Each row's maximum and the first column that holds it.
 
     Shape:
-        values: (R,), indices: (R,) long
+        values: (R,) float32 for bf16 or float16 scores, else their dtype; indices: (R,) long
     """
 
     values: torch.Tensor
@@ -38,6 +42,8 @@ def row_max(scores: torch.Tensor, *, block: int = BLOCK_COLUMNS) -> RowMax:
     """
     if scores.dim() != 2:
         raise ValueError(f"expected scores of shape (R, V), got {tuple(scores.shape)}")
+    if scores.dtype in (torch.bfloat16, torch.float16):
+        scores = scores.float()
     rows, columns = scores.shape
     if columns <= block or rows == 0:
         values, indices = scores.max(dim=-1)
