@@ -7,8 +7,8 @@ rows are reduced in two levels: the maximum of every block of ``block`` columns,
 the row's maximum, then the first column of that block that does. The result is exactly ``max(dim=-1)``'s.
 
 Scores of a reduced precision (bf16 logits under autocast) are widened to float32 first, which is exact: the
-reductions over bf16 are not vectorized on CPU, and the widening plus the float32 reduction take about 0.6 of
-their time (256 × 8,000).
+reductions over bf16 are not vectorized on CPU, and the widening plus the float32 reduction take about half
+their time (256 × 8,000: 0.60 against 1.13 ms).
 """
 
 from __future__ import annotations

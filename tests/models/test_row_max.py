@@ -7,8 +7,9 @@ from sandglass.models.row_max import row_max
 def assert_same_as_max(scores: torch.Tensor, block: int) -> None:
     expected_values, expected_indices = scores.max(dim=-1)
     result = row_max(scores, block=block)
-    # Reduced-precision scores come back as float32 values, the same numbers widened.
-    torch.testing.assert_close(result.values, expected_values.float(), atol=0, rtol=0)
+    # Reduced-precision scores come back as float32 values, the same numbers widened; wider dtypes stay.
+    widened = expected_values.to(torch.promote_types(scores.dtype, torch.float32))
+    torch.testing.assert_close(result.values, widened, atol=0, rtol=0)
     torch.testing.assert_close(result.indices, expected_indices, atol=0, rtol=0)
 
 
@@ -42,6 +43,7 @@ def test_half_precision_and_no_rows():
     torch.manual_seed(0)
     assert_same_as_max(torch.randn(9, 50).bfloat16(), 8)
     assert_same_as_max(torch.randint(0, 3, (60, 43)).half(), 8)  # ties in a reduced precision
+    assert_same_as_max(torch.randn(9, 50, dtype=torch.float64), 8)
     assert row_max(torch.randn(9, 50).bfloat16(), block=8).values.dtype == torch.float32
     result = row_max(torch.randn(0, 50), block=8)
     assert result.values.shape == result.indices.shape == (0,)
