@@ -24,6 +24,8 @@ from sandglass.models.blocks import BlockStack, make_block, parse_spec
 from sandglass.models.row_max import row_max
 from sandglass.models.transformer import sinusoidal_positions
 
+NOT_A_LABEL = -1e9  # the logit of the ids that are never outputs (bos, eos; the blank when it has a gate)
+
 
 def blank_gated_log_probs(logits: torch.Tensor, blank_logits: torch.Tensor, blank_id: int) -> torch.Tensor:
     """Log-probabilities of a gated blank: ``log σ(s)`` for the blank, ``log σ(−s) + log_softmax(logits)_v`` else.
@@ -116,7 +118,9 @@ class DecoderStage(nn.Module):
     ) -> torch.Tensor:
         expanded, _ = self.expand(x, mask)
         length = encoder_value_key.shape[1]
-        expanded = expanded[:, :length]
+        # The crop is a strided view; a linear layer over a strided (B, T, C) view runs as a batched product
+        # with the weight copied for every sentence (under bf16 autocast 6× the time of the contiguous input).
+        expanded = expanded[:, :length].contiguous()
         value_key = self.to_value_key(expanded)
         attended = self.mirror(value_key, encoder_value_key, encoder_mask, encoder_mask)
         merged = zero_padding(self.merge(attended), encoder_mask)
@@ -157,7 +161,9 @@ class SandGlass(nn.Module):
         # the gradient of the whole logits, the largest tensor of a training step.
         # With a gate of its own the blank is not one of the softmax's labels either.
         not_labels = [bos_id, eos_id, blank_id] if config.blank_gate else [bos_id, eos_id]
-        label_bias = torch.zeros(vocab_size).index_fill_(0, torch.tensor(not_labels), -1e9)
+        not_label_ids = torch.tensor(not_labels)
+        self.register_buffer("not_label_ids", not_label_ids, persistent=False)
+        label_bias = torch.zeros(vocab_size).index_fill_(0, not_label_ids, NOT_A_LABEL)
         self.register_buffer("label_bias", label_bias, persistent=False)
         self.max_length = config.max_length
         dim = config.d_model
@@ -243,8 +249,46 @@ class SandGlass(nn.Module):
         rows = features.reshape(-1, features.shape[-1])
         if self.blank_gate is not None:
             return SandGlassLabels(self.gated_best_labels(rows, chunk_rows).view(mask.shape), mask)
-        labels = [row_max(F.linear(chunk, *self.vocabulary_projection())).indices for chunk in rows.split(chunk_rows)]
-        return SandGlassLabels(torch.cat(labels).view(mask.shape), mask)
+        return SandGlassLabels(self.frame_labels(rows, chunk_rows).view(mask.shape), mask)
+
+    @torch.no_grad()  # labels have no gradient, and a product into a buffer has no backward
+    def frame_labels(self, rows: torch.Tensor, chunk_rows: int) -> torch.Tensor:
+        """The argmax over the vocabulary of each row's logits ``rows · Wᵀ + b``, ``chunk_rows`` rows at a time.
+
+        Equal to ``row_max(F.linear(chunk, *self.vocabulary_projection()))`` per chunk, as the slower reference
+        :meth:`reference_frame_labels` computes it, with three costs of that form avoided: autocast would cast
+        the ``V × d`` weight again for every chunk, ``addmm`` copies the bias into every block before the
+        product (the bias is zero but at the non-labels, which are filled instead), and each fresh block of
+        logits costs page faults; here the weight is cast once and one block of logits (and its float32
+        widening) is reused.
+
+        Shape:
+            rows: (R, d) → (R,) long
+        """
+        weight, _ = self.vocabulary_projection()
+        device_type = rows.device.type
+        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else weight.dtype
+        weight_t, rows = weight.to(dtype).t(), rows.to(dtype)
+        block = rows.new_empty(min(chunk_rows, rows.shape[0]), weight.shape[0])
+        widened = block.float() if dtype in (torch.bfloat16, torch.float16) else None
+        labels = torch.empty(rows.shape[0], dtype=torch.long, device=rows.device)
+        for start in range(0, rows.shape[0], chunk_rows):
+            chunk = rows[start : start + chunk_rows]
+            logits = torch.mm(chunk, weight_t, out=block[: chunk.shape[0]])
+            logits[:, self.not_label_ids] = NOT_A_LABEL
+            if widened is not None:
+                logits = widened[: chunk.shape[0]].copy_(logits)
+            labels[start : start + chunk.shape[0]] = row_max(logits).indices
+        return labels
+
+    def reference_frame_labels(self, rows: torch.Tensor, chunk_rows: int) -> torch.Tensor:
+        """:meth:`frame_labels` in its direct form, kept as the reference its test compares with.
+
+        Shape:
+            rows: (R, d) → (R,) long
+        """
+        projection = self.vocabulary_projection()
+        return torch.cat([row_max(F.linear(chunk, *projection)).indices for chunk in rows.split(chunk_rows)])
 
     def gated_best_labels(self, rows: torch.Tensor, chunk_rows: int) -> torch.Tensor:
         """The likeliest label of each frame of a gated blank, projecting only frames where a label can win.

@@ -181,6 +181,23 @@ def test_best_labels_are_the_argmax_of_the_log_probs(chunk_rows, blank_gate):
         model.best_labels(src, src_mask, chunk_rows=0)
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+@pytest.mark.parametrize("chunk_rows", [1, 4, 7, 64])
+def test_frame_labels_match_their_reference_in_both_precisions(chunk_rows, precision):
+    model = tiny_model(torch.float32, seed=2)
+    rows = torch.randn(23, 8, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        rows[3] = 10 * model.embed.weight[model.bos_id]  # bos would win if it were a label
+    rows[4] = 0.0  # every label's logit ties: the first label wins
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        labels = model.frame_labels(rows, chunk_rows)
+        reference = model.reference_frame_labels(rows, chunk_rows)
+    assert torch.equal(labels, reference)
+    assert labels[4] == 0
+    assert not torch.isin(labels, torch.tensor([model.bos_id, model.eos_id])).any()
+    assert model.frame_labels(rows[:0], chunk_rows).shape == (0,)
+
+
 def gated_model_with_both_kinds_of_frames() -> tuple[SandGlass, torch.Tensor, torch.Tensor]:
     """A gated model and a batch where σ(s) ≥ ½ on some frames, and below it on others with a label winning."""
     model = tiny_model(blank_gate=True, seed=1)
