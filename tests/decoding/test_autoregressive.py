@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sandglass.decoding.autoregressive import beam_search, greedy_search
+from sandglass.decoding.autoregressive import beam_search, greedy_search, next_token_log_probs, next_tokens
 from sandglass.models.transformer import Transformer
 
 PAD, UNK, BOS, EOS, A, B = range(6)
@@ -191,3 +191,34 @@ def test_invalid_settings_raise(settings, name):
     src, src_mask = token_batch([3])
     with pytest.raises(ValueError, match=name):
         beam_search(random_model(), src, src_mask, **settings)
+
+
+class FixedLogits:
+    """A stub whose every decoding step gives the same logits."""
+
+    pad_id, bos_id, eos_id, max_length = PAD, BOS, EOS, 50
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        self.logits = logits
+
+    def decode_step(self, tokens, memory, src_mask, cache):
+        return self.logits.clone()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_next_tokens_are_the_argmax_of_next_token_log_probs(dtype):
+    logits = torch.randn(5, 40, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    logits[1, PAD] = logits[1, BOS] = 50.0  # never produced, however likely
+    logits[3, [7, 9]] = 20.0  # a tie: the first wins
+    logits = logits.to(dtype)
+    model = FixedLogits(logits)
+    limits = torch.tensor([5, 5, 2, 5, 0])  # rows 2 and 4 have reached their limit at step 2: only eos
+    best = next_tokens(logits.clone(), model, 2, limits)
+    reference = next_token_log_probs(model, torch.zeros(5, dtype=torch.long), None, None, None, 2, limits)
+    expected_log_probs, expected_tokens = reference.max(dim=-1)
+    assert torch.equal(best.tokens, expected_tokens)
+    assert best.tokens[2:].tolist() == [EOS, 7, EOS]
+    assert best.tokens[1] not in (PAD, BOS)
+    assert best.log_probs.dtype == torch.float64
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(best.log_probs, expected_log_probs, atol=tolerance, rtol=0)
