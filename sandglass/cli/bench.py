@@ -269,6 +269,9 @@ def distill_command(
         Path | None,
         typer.Option("--output", "-o", help="Student run folder (default checkpoints/distilled-<teacher>-<date>)."),
     ] = None,
+    validate_every: Annotated[
+        int | None, typer.Option(min=1, help="Validate the student every N steps (default: its preset's).")
+    ] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Torch CPU threads (default: torch's).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
@@ -293,7 +296,8 @@ def distill_command(
         markup=False,
     )
     config = student_config(translator.run.config, corpus, preset, max_time=seconds)
-    config = dataclasses.replace(config, train=dataclasses.replace(config.train, device=device))
+    validation = {} if validate_every is None else {"validate_every": validate_every}
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, device=device, **validation))
     result = train(config, run_dir, callbacks=TrainingDisplay(console), tokenizer=translator.tokenizer)
     report_result(console, result)
 

@@ -8,7 +8,7 @@ import pytest
 from sandglass.bench.config import Direction
 from sandglass.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from sandglass.cli.bench import bench_config, read_bench_file
-from sandglass.config import ConfigError, RunConfig
+from sandglass.config import ConfigError, RunConfig, preset
 from sandglass.data.corpus import DataSplits
 from sandglass.data.synthetic import synthetic_corpus
 from sandglass.distill import write_splits
@@ -123,6 +123,16 @@ def test_distill_translates_the_training_source_then_trains_the_student(tmp_path
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "40 training sentences at beam 2 in" in result.stdout and "finished (max time)" in result.stdout
     assert (output / WEIGHTS_FILE).is_file() and (output / "distilled-data" / "train.en").is_file()
+    assert RunConfig.load(output / CONFIG_FILE).train.validate_every == preset("tiny").train.validate_every
+
+
+def test_distill_validates_the_student_as_often_as_asked(tmp_path):
+    teacher = small_teacher(tmp_path)
+    output = tmp_path / "student"
+    args = ["--teacher", str(teacher), "--preset", "tiny", "--budget", "1s", "--threads", "1", "--validate-every", "7"]
+    result = run_cli("distill", *args, "--device", "cpu", "--output", str(output))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert RunConfig.load(output / CONFIG_FILE).train.validate_every == 7
 
 
 def test_distill_refuses_a_transformer_student(tmp_path):
