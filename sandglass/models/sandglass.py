@@ -166,6 +166,7 @@ class SandGlass(nn.Module):
         label_bias = torch.zeros(vocab_size).index_fill_(0, not_label_ids, NOT_A_LABEL)
         self.register_buffer("label_bias", label_bias, persistent=False)
         self.max_length = config.max_length
+        self._cast_weight: tuple[tuple, torch.Tensor] | None = None
         dim = config.d_model
 
         def stack(letters: list[str], count: int = 1) -> BlockStack:
@@ -259,18 +260,18 @@ class SandGlass(nn.Module):
         :meth:`reference_frame_labels` computes it, with three costs of that form avoided: autocast would cast
         the ``V × d`` weight again for every chunk, ``addmm`` copies the bias into every block before the
         product (the bias is zero but at the non-labels, which are filled instead), and each fresh block of
-        logits costs page faults; here the weight is cast once and one block of logits (and its float32
-        widening) is reused.
+        logits costs page faults; here the weight is cast once (and kept while it is unchanged, see
+        :meth:`cast_vocabulary_weight`) and one block of logits (and its float32 widening) is reused.
 
         Shape:
             rows: (R, d) → (R,) long
         """
-        weight, _ = self.vocabulary_projection()
         device_type = rows.device.type
-        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else weight.dtype
-        weight_t, rows = weight.to(dtype).t(), rows.to(dtype)
-        block = rows.new_empty(min(chunk_rows, rows.shape[0]), weight.shape[0])
-        widened = block.float() if dtype in (torch.bfloat16, torch.float16) else None
+        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+        weight_t = self.cast_vocabulary_weight(dtype).t()
+        rows = rows.to(weight_t.dtype)
+        block = rows.new_empty(min(chunk_rows, rows.shape[0]), weight_t.shape[1])
+        widened = block.float() if weight_t.dtype in (torch.bfloat16, torch.float16) else None
         labels = torch.empty(rows.shape[0], dtype=torch.long, device=rows.device)
         for start in range(0, rows.shape[0], chunk_rows):
             chunk = rows[start : start + chunk_rows]
@@ -280,6 +281,24 @@ class SandGlass(nn.Module):
                 logits = widened[: chunk.shape[0]].copy_(logits)
             labels[start : start + chunk.shape[0]] = row_max(logits).indices
         return labels
+
+    def cast_vocabulary_weight(self, dtype: torch.dtype | None) -> torch.Tensor:
+        """The vocabulary weight in ``dtype`` (None: its own), the cast kept until the weight changes.
+
+        Autocast keeps its casts of parameters for one context only; a translation at batch 1 calls this once
+        per sentence, and a fresh cast of the ``V × d`` weight cost more than that sentence's projection.
+        The copy is keyed on the weight's storage and in-place version, so a training step or a load replaces it.
+
+        Shape:
+            → (V, d)
+        """
+        weight = self.embed.weight
+        if dtype is None or dtype == weight.dtype:
+            return weight
+        key = (dtype, weight.device, weight.data_ptr(), weight._version)
+        if self._cast_weight is None or self._cast_weight[0] != key:
+            self._cast_weight = (key, weight.detach().to(dtype))
+        return self._cast_weight[1]
 
     def reference_frame_labels(self, rows: torch.Tensor, chunk_rows: int) -> torch.Tensor:
         """:meth:`frame_labels` in its direct form, kept as the reference its test compares with.

@@ -331,3 +331,18 @@ def test_a_tiny_sandglass_learns_to_copy(blank_gate):
         if step % 10 == 9 and generate(model.eval(), batch.src, batch.src_mask) == pairs:
             break
     assert generate(model.eval(), batch.src, batch.src_mask) == pairs
+
+
+def test_the_vocabulary_weight_cast_is_kept_until_the_weight_changes():
+    model = tiny_model(torch.float32, seed=2)
+    assert model.cast_vocabulary_weight(None) is model.embed.weight
+    assert model.cast_vocabulary_weight(torch.float32) is model.embed.weight
+    cast = model.cast_vocabulary_weight(torch.bfloat16)
+    assert cast.dtype == torch.bfloat16 and torch.equal(cast, model.embed.weight.detach().bfloat16())
+    assert model.cast_vocabulary_weight(torch.bfloat16) is cast
+    with torch.no_grad():
+        model.embed.weight.add_(1.0)  # as an optimizer step does
+    updated = model.cast_vocabulary_weight(torch.bfloat16)
+    assert updated is not cast and torch.equal(updated, model.embed.weight.detach().bfloat16())
+    model.load_state_dict(tiny_model(torch.float32, seed=3).state_dict())
+    assert torch.equal(model.cast_vocabulary_weight(torch.bfloat16), model.embed.weight.detach().bfloat16())
