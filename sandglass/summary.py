@@ -72,7 +72,8 @@ def summary(model: nn.Module, example_input: torch.Tensor | Sequence[torch.Tenso
     """Run ``model`` once on ``example_input`` (a tensor, or a tuple of positional arguments) and tabulate it.
 
     A row is kept for every module that owns parameters or has no children, so the rows' parameter counts add up to
-    the model's total. The model is run in eval mode without gradients and restored to its previous mode.
+    the model's total. The model is run in eval mode and restored to its previous mode; gradients stay on, so every
+    module runs as in training (a layer's inference form may skip a submodule: ReverseConv's gather skips its banks).
     """
     args = (example_input,) if isinstance(example_input, torch.Tensor) else tuple(example_input)
     names = {module: name for name, module in model.named_modules()}
@@ -88,7 +89,7 @@ def summary(model: nn.Module, example_input: torch.Tensor | Sequence[torch.Tenso
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.enable_grad():
             model(*args)
     finally:
         for handle in handles:

@@ -4,8 +4,11 @@ import pytest
 import torch
 
 import sandglass.precision as precision_module
-from sandglass.config import ConfigError, RunConfig, TrainConfig, check_config
-from sandglass.precision import autocast_for, uses_bfloat16
+from sandglass.config import ConfigError, RunConfig, SandGlassConfig, TrainConfig, check_config
+from sandglass.inference import generate
+from sandglass.models.sandglass import SandGlass
+from sandglass.models.transformer import Transformer
+from sandglass.precision import PRODUCT_LAYERS, autocast_for, uses_bfloat16, with_product_weights_in
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda", 0)
 
@@ -37,3 +40,39 @@ def test_an_unknown_precision_is_named():
     with pytest.raises(ConfigError, match="precision must be one of auto, float32, bfloat16") as caught:
         check_config(config)
     assert caught.value.field == "precision"
+
+
+def all_block_models() -> tuple[SandGlass, Transformer]:
+    """A SandGlass with a block of every type, and a small Transformer."""
+    torch.manual_seed(0)
+    sandglass = SandGlass(
+        40,
+        SandGlassConfig(
+            d_model=32,
+            encoder="C-W",
+            blocks_per_stage=1,
+            center="G-D-A-M-T",
+            output="T",
+            num_heads=2,
+            mirror_key_dim=8,
+            max_distance=8,
+            dropout=0.0,
+        ),
+    )
+    transformer = Transformer(40, d_model=32, num_heads=2, encoder_layers=1, decoder_layers=1, ffn_dim=64)
+    return sandglass.eval(), transformer.eval()
+
+
+def test_a_model_with_its_product_weights_cast_once_computes_what_autocast_computes():
+    src = torch.randint(4, 40, (3, 9))
+    src_mask = torch.ones_like(src, dtype=torch.bool)
+    src_mask[1, 6:] = False
+    for model in all_block_models():
+        cast = with_product_weights_in(model, torch.bfloat16)
+        product_layers = [module for module in cast.modules() if isinstance(module, PRODUCT_LAYERS)]
+        assert product_layers and all(layer.weight.dtype == torch.bfloat16 for layer in product_layers)
+        assert all(parameter.dtype == torch.float32 for parameter in model.parameters())
+        with torch.no_grad(), autocast_for(CPU, "bfloat16"):
+            assert generate(cast, src, src_mask) == generate(model, src, src_mask)
+            if hasattr(model, "features"):
+                torch.testing.assert_close(cast.features(src, src_mask)[0], model.features(src, src_mask)[0])

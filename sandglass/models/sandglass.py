@@ -20,6 +20,7 @@ from sandglass.config import SandGlassConfig
 from sandglass.layers import ExpandConv, MirrorAttention, ReduceAttention, ReduceConv
 from sandglass.layers.masking import zero_padding
 from sandglass.layers.shapes import require_positive
+from sandglass.layers.weight_cache import WeightCache
 from sandglass.models.blocks import BlockStack, make_block, parse_spec
 from sandglass.models.row_max import row_max
 from sandglass.models.transformer import sinusoidal_positions
@@ -166,7 +167,7 @@ class SandGlass(nn.Module):
         label_bias = torch.zeros(vocab_size).index_fill_(0, not_label_ids, NOT_A_LABEL)
         self.register_buffer("label_bias", label_bias, persistent=False)
         self.max_length = config.max_length
-        self._cast_weight: tuple[tuple, torch.Tensor] | None = None
+        self.vocabulary_cast = WeightCache()
         dim = config.d_model
 
         def stack(letters: list[str], count: int = 1) -> BlockStack:
@@ -295,10 +296,7 @@ class SandGlass(nn.Module):
         weight = self.embed.weight
         if dtype is None or dtype == weight.dtype:
             return weight
-        key = (dtype, weight.device, weight.data_ptr(), weight._version)
-        if self._cast_weight is None or self._cast_weight[0] != key:
-            self._cast_weight = (key, weight.detach().to(dtype))
-        return self._cast_weight[1]
+        return self.vocabulary_cast.get(weight, lambda source: source.to(dtype), tag=dtype)
 
     def reference_frame_labels(self, rows: torch.Tensor, chunk_rows: int) -> torch.Tensor:
         """:meth:`frame_labels` in its direct form, kept as the reference its test compares with.

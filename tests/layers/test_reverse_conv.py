@@ -33,16 +33,32 @@ def reverse_conv_loop(x: torch.Tensor, layer: ReverseConv) -> torch.Tensor:
     return y
 
 
+@pytest.mark.parametrize("grad", [True, False], ids=["scatter", "gather"])
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("kernel_sizes", KERNEL_SIZES)
-def test_matches_the_direct_loop(kernel_sizes, causal):
+def test_matches_the_direct_loop(kernel_sizes, causal, grad):
+    """With gradients the layer scatters (transposed convolutions); without, it gathers (correlations)."""
     torch.manual_seed(0)
     layer = ReverseConv(2, 3, kernel_sizes, causal=causal).double()
     with torch.no_grad():
         layer.bias.normal_()
     x = torch.randn(2, 6, 2, dtype=torch.float64)
     with torch.no_grad():
-        torch.testing.assert_close(layer(x), reverse_conv_loop(x, layer), atol=1e-5, rtol=1e-5)
+        expected = reverse_conv_loop(x, layer)
+    with torch.set_grad_enabled(grad):
+        torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_the_gather_form_follows_a_changed_weight():
+    """The cached correlation kernels are rebuilt after an in-place update (an optimizer step, a load)."""
+    torch.manual_seed(0)
+    layer = ReverseConv(3, 3, (3, 2)).double()
+    x, mask = padded_batch([5, 3], 3)
+    with torch.no_grad():
+        layer(x, mask)
+        layer.banks[1].weight.mul_(-2.0)
+        gathered = layer(x, mask)
+    torch.testing.assert_close(gathered, layer(x, mask), atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("kernel_sizes", KERNEL_SIZES)
