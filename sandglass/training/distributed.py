@@ -114,3 +114,12 @@ def init_process_group(context: DistributedContext, device: torch.device) -> boo
         return False
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return True
+
+
+def leave_process_group(*, wait_for_peers: bool) -> None:
+    """Destroy the default process group. After a normal end, first wait for every rank, so that none closes
+    its connections while a peer is still sending the last collective's messages (gloo aborts the process
+    that loses a peer mid-message); after a failure, leave at once, since a peer may never arrive."""
+    if wait_for_peers:
+        dist.barrier()
+    dist.destroy_process_group()

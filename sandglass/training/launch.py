@@ -18,12 +18,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch.distributed as dist
-
 from sandglass.config import RunConfig
 from sandglass.data.corpus import DataSplits
 from sandglass.tokenizer import Tokenizer
-from sandglass.training.distributed import DistributedContext, init_process_group, resolve_device
+from sandglass.training.distributed import (
+    DistributedContext,
+    init_process_group,
+    leave_process_group,
+    resolve_device,
+)
 from sandglass.training.events import TrainingCallbacks, TrainingResult
 from sandglass.training.trainer import Trainer
 
@@ -48,12 +51,15 @@ def train(
     context = DistributedContext.from_environment()
     device = resolve_device(config.train.device, context)
     joined = init_process_group(context, device)
+    finished = False
     try:
         trainer = Trainer(config, Path(run_dir), context, device, callbacks, Path(data_cache), splits, tokenizer)
-        return trainer.run(resume)
+        result = trainer.run(resume)
+        finished = True
+        return result
     finally:
         if joined:
-            dist.destroy_process_group()
+            leave_process_group(wait_for_peers=finished)
 
 
 def train_in_process_group(
