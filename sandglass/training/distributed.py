@@ -9,7 +9,8 @@ steps). Decisions that must agree (stop, skip a step) are reduced over all ranks
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -116,10 +117,18 @@ def init_process_group(context: DistributedContext, device: torch.device) -> boo
     return True
 
 
-def leave_process_group(*, wait_for_peers: bool) -> None:
-    """Destroy the default process group. After a normal end, first wait for every rank, so that none closes
-    its connections while a peer is still sending the last collective's messages (gloo aborts the process
-    that loses a peer mid-message); after a failure, leave at once, since a peer may never arrive."""
-    if wait_for_peers:
+@contextmanager
+def leaving_process_group() -> Iterator[None]:
+    """Destroy the default process group when the block ends. After a normal end, first wait for every rank,
+    so that none closes its connections while a peer is still sending the last collective's messages (gloo
+    aborts the process that loses a peer mid-message); after a failure, leave at once, since a peer may never
+    arrive."""
+    try:
+        yield
+    except BaseException:
+        dist.destroy_process_group()
+        raise
+    try:
         dist.barrier()
-    dist.destroy_process_group()
+    finally:
+        dist.destroy_process_group()

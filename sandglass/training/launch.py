@@ -16,6 +16,7 @@ A batch whose loss or gradient is not finite makes no update; ``max_nonfinite`` 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 from sandglass.config import RunConfig
@@ -24,7 +25,7 @@ from sandglass.tokenizer import Tokenizer
 from sandglass.training.distributed import (
     DistributedContext,
     init_process_group,
-    leave_process_group,
+    leaving_process_group,
     resolve_device,
 )
 from sandglass.training.events import TrainingCallbacks, TrainingResult
@@ -51,15 +52,9 @@ def train(
     context = DistributedContext.from_environment()
     device = resolve_device(config.train.device, context)
     joined = init_process_group(context, device)
-    finished = False
-    try:
+    with leaving_process_group() if joined else nullcontext():
         trainer = Trainer(config, Path(run_dir), context, device, callbacks, Path(data_cache), splits, tokenizer)
-        result = trainer.run(resume)
-        finished = True
-        return result
-    finally:
-        if joined:
-            leave_process_group(wait_for_peers=finished)
+        return trainer.run(resume)
 
 
 def train_in_process_group(

@@ -8,7 +8,7 @@ import torch.multiprocessing as mp
 
 import sandglass.training.trainer
 from sandglass.training import train_in_process_group
-from sandglass.training.distributed import DistributedContext, leave_process_group
+from sandglass.training.distributed import DistributedContext, leaving_process_group
 from tests.training.runs import SPLITS, assert_same_weights, resume_weights, run_config
 
 
@@ -31,13 +31,9 @@ def _train_rank(rank: int, world_size: int, port: int, run_dir, data_cache, out_
         return result
 
     trainer_class.run = run_and_keep_parameters
-    finished = False
-    try:
+    with leaving_process_group():
         config = run_config(dropout=0.1, max_steps=4, checkpoint_every=2)
         train_in_process_group(config, run_dir, splits=SPLITS, data_cache=data_cache)
-        finished = True
-    finally:
-        leave_process_group(wait_for_peers=finished)
 
 
 def test_two_gloo_ranks_end_with_identical_parameters(tmp_path, data_cache):
