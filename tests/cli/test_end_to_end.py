@@ -27,4 +27,4 @@ def test_train_then_translate_then_eval_reverses_sequences(tmp_path, monkeypatch
     assert evaluated.exit_code == 0, evaluated.stderr
     scores = json.loads(evaluated.stdout)
     assert scores["sentences"] == TEST_PAIRS
-    assert scores["exact_match"] >= 90.0, scores  # bf16 training on an AMX Xeon lands at 94.5
+    assert scores["exact_match"] >= 90.0, scores  # tiny plateaus near 95 on an AMX Xeon: 94.5 at 400 steps
