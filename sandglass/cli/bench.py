@@ -20,7 +20,7 @@ from sandglass.bench.config import DEFAULT_DATA_DIR
 from sandglass.bench.events import DecodingMeasured, StageStarted
 from sandglass.cli.common import check_device, load_translator, stderr_console, stdout_console
 from sandglass.cli.errors import UsageError
-from sandglass.cli.train import TrainingDisplay, report_result
+from sandglass.cli.train import TrainingDisplay
 from sandglass.config import ConfigError
 from sandglass.data.corpus import DataSplits
 from sandglass.data.multi30k import DATA_DIR_VARIABLE
@@ -298,8 +298,7 @@ def distill_command(
     config = student_config(translator.run.config, corpus, preset, max_time=seconds)
     validation = {} if validate_every is None else {"validate_every": validate_every}
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, device=device, **validation))
-    result = train(config, run_dir, callbacks=TrainingDisplay(console), tokenizer=translator.tokenizer)
-    report_result(console, result)
+    train(config, run_dir, callbacks=TrainingDisplay(console), tokenizer=translator.tokenizer)
 
 
 def translate_with_teacher(translator: Translator, splits: DataSplits, folder: Path, beam: int) -> DistilledCorpus:

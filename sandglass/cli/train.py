@@ -155,8 +155,7 @@ def train_command(
         name = preset or sections.get("model", {}).get("preset") or config.model.arch
         run_dir = run_dir or default_run_dir(name, config.data.dataset, RUNS_ROOT)
     console = stdout_console()
-    result = train(config, run_dir, resume=resume, callbacks=TrainingDisplay(console), data_cache=data_cache)
-    report_result(console, result)
+    train(config, run_dir, resume=resume, callbacks=TrainingDisplay(console), data_cache=data_cache)
 
 
 def newest_resumable_run(root: Path) -> Path:
@@ -208,6 +207,9 @@ class TrainingDisplay(TrainingCallbacks):
 
     def step_skipped(self, event: StepSkipped) -> None:
         self.console.print(f"step {event.step:,} skipped: {event.reason}", style="yellow", markup=False)
+
+    def training_finished(self, result: TrainingResult) -> None:
+        report_result(self.console, result)
 
 
 def report_result(console: Console, result: TrainingResult) -> None:

@@ -84,6 +84,9 @@ class TrainingCallbacks:
     def step_skipped(self, event: StepSkipped) -> None:
         pass
 
+    def training_finished(self, result: TrainingResult) -> None:
+        pass
+
 
 @dataclass(frozen=True)
 class TrainingResult:

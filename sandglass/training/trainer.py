@@ -372,7 +372,7 @@ class Trainer:
             self._validate()
         if self.last_checkpoint_step != step:
             self._checkpoint()
-        return TrainingResult(
+        result = TrainingResult(
             run_dir=self.run_dir,
             steps=step,
             epochs=self.progress.epoch,
@@ -380,6 +380,8 @@ class Trainer:
             stopped_because=reason,
             elapsed=self._elapsed(),
         )
+        self.callbacks.training_finished(result)
+        return result
 
     def _elapsed(self) -> float:
         return self.progress.elapsed_before + time.monotonic() - self.session_start

@@ -7,7 +7,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import sandglass.training.trainer
-from sandglass.training import train_in_process_group
+from sandglass.training import TrainingCallbacks, train_in_process_group
 from sandglass.training.distributed import DistributedContext, leaving_process_group
 from tests.training.runs import SPLITS, assert_same_weights, resume_weights, run_config
 
@@ -16,6 +16,17 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+class FinishCounter(TrainingCallbacks):
+    """Writes how many times this rank was told that training finished."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+        self.path.write_text("0")
+
+    def training_finished(self, result) -> None:
+        self.path.write_text(str(int(self.path.read_text()) + 1))
 
 
 def _train_rank(rank: int, world_size: int, port: int, run_dir, data_cache, out_dir) -> None:
@@ -33,7 +44,8 @@ def _train_rank(rank: int, world_size: int, port: int, run_dir, data_cache, out_
     trainer_class.run = run_and_keep_parameters
     with leaving_process_group():
         config = run_config(dropout=0.1, max_steps=4, checkpoint_every=2)
-        train_in_process_group(config, run_dir, splits=SPLITS, data_cache=data_cache)
+        callbacks = FinishCounter(out_dir / f"finished{rank}.txt")
+        train_in_process_group(config, run_dir, splits=SPLITS, data_cache=data_cache, callbacks=callbacks)
 
 
 def test_two_gloo_ranks_end_with_identical_parameters(tmp_path, data_cache):
@@ -47,6 +59,8 @@ def test_two_gloo_ranks_end_with_identical_parameters(tmp_path, data_cache):
     saved = resume_weights(run_dir)  # written by rank 0 alone; tied weights are stored once
     assert_same_weights({name: value for name, value in first.items() if name in saved}, saved)
     assert (run_dir / "metrics.jsonl").is_file()
+    # Only rank 0 reports, so `sandglass train` under torchrun prints its closing lines once.
+    assert [(out_dir / f"finished{rank}.txt").read_text() for rank in range(2)] == ["1", "0"]
 
 
 def test_each_rank_takes_every_world_size_th_batch():

@@ -35,6 +35,9 @@ class Recorder(TrainingCallbacks):
     def step_skipped(self, event) -> None:
         self.events.append(event)
 
+    def training_finished(self, result) -> None:
+        self.events.append(result)
+
     def of(self, kind: str) -> list:
         return [event for event in self.events if type(event).__name__ == kind]
 
@@ -68,6 +71,7 @@ def test_a_run_writes_its_files_metrics_and_curve(tmp_path, data_cache):
     validated = recorder.of("Validated")
     assert validated[0].is_best and 0 <= validated[0].bleu <= 100 and validated[0].loss > 0
     assert result.best_bleu == max(event.bleu for event in validated)
+    assert recorder.of("TrainingResult") == [result] and recorder.events[-1] is result
 
 
 def test_validation_scores_the_greedy_outputs_against_the_targets(tmp_path, data_cache, monkeypatch):
