@@ -27,5 +27,7 @@ class ExpandConv(WindowConvBase):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         check_sequence(x, mask, self.in_channels, type(self).__name__)
         y = self.conv(zero_padding(x, mask))
-        y_mask = (full_mask(x) if mask is None else mask).repeat_interleave(self.kernel_size, dim=1)
+        if mask is None:
+            return y, full_mask(y)
+        y_mask = mask.repeat_interleave(self.kernel_size, dim=1)
         return zero_padding(y, y_mask), y_mask

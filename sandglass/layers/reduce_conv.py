@@ -23,6 +23,16 @@ def pad_to_windows(x: torch.Tensor, mask: torch.Tensor | None, window: int) -> t
     return x, F.pad(mask, (0, extra), value=False)
 
 
+def pad_to_whole_windows(x: torch.Tensor, window: int) -> torch.Tensor:
+    """``x`` padded at the end with zeros to a multiple of ``window``, every position of it real.
+
+    Shape:
+        x: (B, T, C) → (B, T', C) with T' = ceil(T / window) · window
+    """
+    extra = -x.shape[1] % window
+    return F.pad(x, (0, 0, 0, extra)) if extra else x
+
+
 def window_mask(mask: torch.Tensor, window: int) -> torch.Tensor:
     """A window is real iff it holds a real position.
 
@@ -68,6 +78,10 @@ class ReduceConv(WindowConvBase):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         check_sequence(x, mask, self.in_channels, type(self).__name__)
+        if mask is None:
+            # Every window then holds a real position, so there is nothing to zero (a batch-1 translation).
+            y = self.conv(pad_to_whole_windows(x, self.kernel_size))
+            return y, full_mask(y)
         x, mask = pad_to_windows(x, mask, self.kernel_size)
         y = self.conv(x)
         y_mask = window_mask(mask, self.kernel_size)

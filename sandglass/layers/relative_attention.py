@@ -15,6 +15,7 @@ from torch import nn
 
 from sandglass.layers.masking import attention_mask, zero_padding
 from sandglass.layers.shapes import check_image, check_sequence, require_divisible, require_positive
+from sandglass.layers.weight_cache import WeightCache
 
 
 def clipped_offsets(length: int, max_distance: int, device: torch.device | None = None) -> torch.Tensor:
@@ -111,19 +112,23 @@ class RelativeAttention(nn.Module):
         for table in (self.relative_bias, self.key_offsets, self.value_offsets):
             if table is not None:
                 nn.init.trunc_normal_(table, std=0.02)
+        self.bias_cache = WeightCache()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_sequence(x, mask, self.dim, type(self).__name__)
         length = x.shape[1]
         q, k, v = split_heads(self.qkv(x), self.num_heads)
-        offsets = clipped_offsets(length, self.max_distance, x.device)
-        if self.relative_bias is not None:
-            bias = self.relative_bias[:, offsets].unsqueeze(0)
+        if self.relative_bias is not None and not torch.is_grad_enabled():
+            # Without gradients the bias of the last length is kept (translation meets a few lengths in turn).
+            bias = self.bias_cache.get(
+                self.relative_bias, lambda table: self.offset_bias(table, length, q.dtype), tag=(length, q.dtype)
+            )
+        elif self.relative_bias is not None:
+            bias = self.offset_bias(self.relative_bias, length, q.dtype)
         else:
             # offsets.T holds clip(j - i) at [i, j]: Shaw's key-minus-query direction.
-            bias = torch.einsum("bhid,ijd->bhij", q, self.key_offsets[offsets.T]) * self.scale
-        # Under autocast the tables stay float32 while q is half precision; SDPA wants one dtype.
-        bias = bias.to(q.dtype)
+            offsets = clipped_offsets(length, self.max_distance, x.device)
+            bias = (torch.einsum("bhid,ijd->bhij", q, self.key_offsets[offsets.T]) * self.scale).to(q.dtype)
         allowed = attention_mask(mask, length, length, self.causal, x.device)
         if allowed is not None:
             # A finite floor rather than -inf keeps a sequence with no real token free of NaN.
@@ -134,8 +139,18 @@ class RelativeAttention(nn.Module):
         else:
             weights = torch.softmax(q @ k.transpose(-2, -1) * self.scale + bias, dim=-1)
             weights = self.attn_dropout(weights)
+            offsets = clipped_offsets(length, self.max_distance, x.device)
             heads = weights @ v + torch.einsum("bhij,ijd->bhid", weights, self.value_offsets[offsets.T])
         return zero_padding(self.out(merge_heads(heads)), mask)
+
+    def offset_bias(self, table: torch.Tensor, length: int, dtype: torch.dtype) -> torch.Tensor:
+        """CoAtNet's ``w[h, clip(i - j)]`` for every query ``i`` and key ``j``, in ``dtype`` (under autocast the
+        table stays float32 while the queries are half precision; SDPA wants one dtype).
+
+        Shape:
+            table: (num_heads, 2·max_distance + 1) → (1, num_heads, T, T)
+        """
+        return table[:, clipped_offsets(length, self.max_distance, table.device)].unsqueeze(0).to(dtype)
 
 
 class RelativeAttention2d(nn.Module):

@@ -83,3 +83,12 @@ def test_invalid_input():
         layer(torch.randn(5, 3))
     with pytest.raises(ValueError, match=r"\(B, T, 3\)"):
         layer(torch.randn(2, 6, 4))
+
+
+def test_no_mask_is_an_all_true_mask():
+    layer = ExpandConv(2, 3, 2).double()
+    x = torch.randn(2, 5, 2, dtype=torch.float64)
+    y, y_mask = layer(x)
+    expected, expected_mask = layer(x, torch.ones(2, 5, dtype=torch.bool))
+    torch.testing.assert_close(y, expected, atol=0, rtol=0)
+    assert torch.equal(y_mask, expected_mask)

@@ -91,3 +91,16 @@ def test_invalid_input():
         layer(torch.randn(5, 3))
     with pytest.raises(ValueError, match=r"\(B, T, 3\)"):
         layer(torch.randn(2, 6, 4))
+
+
+@pytest.mark.parametrize("length", [6, 7, 8])
+def test_no_mask_is_an_all_true_mask(length):
+    # Without a mask the layer skips its masking arithmetic; the values must not change.
+    layer = ReduceConv(2, 3, 3).double()
+    x = torch.randn(2, length, 2, dtype=torch.float64)
+    full = torch.ones(2, length, dtype=torch.bool)
+    y, y_mask = layer(x)
+    expected, expected_mask = layer(x, full)
+    torch.testing.assert_close(y, expected, atol=0, rtol=0)
+    assert torch.equal(y_mask, expected_mask)
+    torch.testing.assert_close(y.detach(), reduce_conv_loop(x, full, layer), atol=1e-5, rtol=1e-5)

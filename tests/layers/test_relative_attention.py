@@ -91,6 +91,17 @@ def test_relative_attention_float32_without_mask():
     torch.testing.assert_close(layer(x), reference_attention(layer, x, full), atol=1e-5, rtol=1e-5)
 
 
+def test_relative_attention_without_gradients_keeps_the_bias_of_the_current_length_and_table():
+    layer = make_layer(False, False, causal=False).double()
+    for length in (7, 4, 4, 7):  # lengths in turn, as translation meets them
+        x, mask = padded_batch([length, length - 1], 8)
+        with torch.no_grad():
+            torch.testing.assert_close(layer(x, mask), reference_attention(layer, x, mask), atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        layer.relative_bias.mul_(-3.0)  # an in-place change, as an optimizer step makes
+        torch.testing.assert_close(layer(x, mask), reference_attention(layer, x, mask), atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize(("shaw", "shaw_values", "causal"), VARIANTS)
 def test_relative_attention_gradcheck(shaw, shaw_values, causal):
     layer = make_layer(shaw, shaw_values, causal, dim=4, max_distance=2)
