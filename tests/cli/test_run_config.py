@@ -29,7 +29,9 @@ def captured(monkeypatch, tmp_path):
 
     def fake_train(config, run_dir, *, resume=False, callbacks=None, data_cache=None):
         calls.append((config, run_dir, resume))
-        return TrainingResult(run_dir, steps=0, epochs=0, best_bleu=None, stopped_because="max_steps", elapsed=0.0)
+        result = TrainingResult(run_dir, steps=0, epochs=0, best_bleu=None, stopped_because="max_steps", elapsed=0.0)
+        callbacks.training_finished(result)  # as the trainer reports its end
+        return result
 
     monkeypatch.setattr(train_module, "train", fake_train)
     monkeypatch.chdir(tmp_path)
