@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sandglass.layers.weight_cache import WeightCache
+
 
 def sequence_conv(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, front: int, back: int
@@ -64,12 +66,33 @@ def window_transposed_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
     Shape:
         x: (B, T, C_in), weight: (C_in, C_out, ks) → (B, T·ks, C_out)
     """
-    batch, length, in_channels = x.shape
-    _, out_channels, kernel_size = weight.shape
-    # Column o·ks + k of the weight's own layout is W[:, o, k], so the product needs no weight copy.
-    stacked_bias = None if bias is None else bias.repeat_interleave(kernel_size)
-    taps = F.linear(x, weight.reshape(in_channels, out_channels * kernel_size).t(), stacked_bias)
-    return taps.view(batch, length, out_channels, kernel_size).transpose(2, 3).reshape(batch, -1, out_channels)
+    return tap_major_transposed_conv(x, tap_major_weight(weight), bias, weight.shape[-1])
+
+
+def tap_major_weight(weight: torch.Tensor) -> torch.Tensor:
+    """A transposed convolution's weight with its taps before its output channels: column ``k·C_out + o`` is
+    ``W[:, o, k]``.
+
+    Shape:
+        weight: (C_in, C_out, ks) → (C_in, ks·C_out)
+    """
+    return weight.transpose(1, 2).reshape(weight.shape[0], -1)
+
+
+def tap_major_transposed_conv(
+    x: torch.Tensor, tap_major: torch.Tensor, bias: torch.Tensor | None, kernel_size: int
+) -> torch.Tensor:
+    """:func:`window_transposed_conv` with its weight already in :func:`tap_major_weight`'s layout.
+
+    The product's output is then (B, T, ks, C_out), which is (B, T·ks, C_out) in memory: a copy of the weight
+    instead of one of the ``ks``-times-longer output (and of its gradient).
+
+    Shape:
+        x: (B, T, C_in), tap_major: (C_in, ks·C_out) → (B, T·ks, C_out)
+    """
+    batch, length, _ = x.shape
+    stacked_bias = None if bias is None else bias.repeat(kernel_size)
+    return F.linear(x, tap_major.t(), stacked_bias).view(batch, length * kernel_size, -1)
 
 
 class SequenceConv1d(nn.Conv1d):
@@ -121,6 +144,11 @@ class WindowConvTranspose1d(nn.ConvTranspose1d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, bias: bool = True) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride=kernel_size, bias=bias)
+        self.tap_major = WeightCache()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return window_transposed_conv(x, self.weight, self.bias)
+        if torch.is_grad_enabled():
+            return window_transposed_conv(x, self.weight, self.bias)
+        # Without gradients the rearranged weight is kept: at batch 1 its copy cost more than the product.
+        tap_major = self.tap_major.get(self.weight, tap_major_weight)
+        return tap_major_transposed_conv(x, tap_major, self.bias, self.kernel_size[0])

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sandglass.layers.channels_last import sequence_conv, window_conv, window_transposed_conv
+from sandglass.layers.channels_last import WindowConvTranspose1d, sequence_conv, window_conv, window_transposed_conv
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -52,3 +52,18 @@ def test_gradients_flow_to_input_and_weights() -> None:
     assert torch.autograd.gradcheck(lambda x, w, b: window_conv(x, w, b), (x, weight, bias))
     transposed = torch.randn(3, 4, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x, w, b: window_transposed_conv(x, w, b), (x, transposed, bias))
+
+
+def test_window_conv_transpose_module_without_gradients_follows_its_weight() -> None:
+    torch.manual_seed(3)
+    layer = WindowConvTranspose1d(5, 4, 3).double()
+    x = torch.randn(2, 6, 5, dtype=torch.float64)
+
+    def expected() -> torch.Tensor:
+        return F.conv_transpose1d(x.transpose(1, 2), layer.weight, layer.bias, stride=3).transpose(1, 2)
+
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), expected())
+        layer.weight.mul_(-2.0)  # the kept tap-major copy must not outlive an in-place change
+        torch.testing.assert_close(layer(x), expected())
+    torch.testing.assert_close(layer(x), expected())  # with gradients, the direct path
