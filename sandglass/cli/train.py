@@ -209,18 +209,14 @@ class TrainingDisplay(TrainingCallbacks):
         self.console.print(f"step {event.step:,} skipped: {event.reason}", style="yellow", markup=False)
 
     def training_finished(self, result: TrainingResult) -> None:
-        report_result(self.console, result)
-
-
-def report_result(console: Console, result: TrainingResult) -> None:
-    bleu = f"{result.best_bleu:.2f}" if result.best_bleu is not None else "not validated"
-    console.print(
-        f"finished ({result.stopped_because.replace('_', ' ')}) after {result.steps:,} steps, "
-        f"{result.epochs} epoch(s), {format_duration(result.elapsed)}; best BLEU {bleu}",
-        style="bold",
-        markup=False,
-    )
-    console.print(f"translate with: sandglass translate FILE --checkpoint {result.run_dir}", markup=False)
+        bleu = f"{result.best_bleu:.2f}" if result.best_bleu is not None else "not validated"
+        self.console.print(
+            f"finished ({result.stopped_because.replace('_', ' ')}) after {result.steps:,} steps, "
+            f"{result.epochs} epoch(s), {format_duration(result.elapsed)}; best BLEU {bleu}",
+            style="bold",
+            markup=False,
+        )
+        self.console.print(f"translate with: sandglass translate FILE --checkpoint {result.run_dir}", markup=False)
 
 
 def prepare_command(

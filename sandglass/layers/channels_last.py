@@ -147,8 +147,6 @@ class WindowConvTranspose1d(nn.ConvTranspose1d):
         self.tap_major = WeightCache()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        if torch.is_grad_enabled():
-            return window_transposed_conv(x, self.weight, self.bias)
         # Without gradients the rearranged weight is kept: at batch 1 its copy cost more than the product.
-        tap_major = self.tap_major.get(self.weight, tap_major_weight)
+        tap_major = self.tap_major.derived(self.weight, tap_major_weight)
         return tap_major_transposed_conv(x, tap_major, self.bias, self.kernel_size[0])

@@ -18,9 +18,8 @@ def pad_to_windows(x: torch.Tensor, mask: torch.Tensor | None, window: int) -> t
         x: (B, T, C), mask: (B, T) → (B, T', C), (B, T') with T' = ceil(T / window) · window
     """
     mask = full_mask(x) if mask is None else mask
-    extra = -x.shape[1] % window
-    x = F.pad(zero_padding(x, mask), (0, 0, 0, extra))
-    return x, F.pad(mask, (0, extra), value=False)
+    x = pad_to_whole_windows(zero_padding(x, mask), window)
+    return x, F.pad(mask, (0, x.shape[1] - mask.shape[1]), value=False)
 
 
 def pad_to_whole_windows(x: torch.Tensor, window: int) -> torch.Tensor:

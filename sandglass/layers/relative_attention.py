@@ -118,13 +118,11 @@ class RelativeAttention(nn.Module):
         check_sequence(x, mask, self.dim, type(self).__name__)
         length = x.shape[1]
         q, k, v = split_heads(self.qkv(x), self.num_heads)
-        if self.relative_bias is not None and not torch.is_grad_enabled():
+        if self.relative_bias is not None:
             # Without gradients the bias of the last length is kept (translation meets a few lengths in turn).
-            bias = self.bias_cache.get(
+            bias = self.bias_cache.derived(
                 self.relative_bias, lambda table: self.offset_bias(table, length, q.dtype), tag=(length, q.dtype)
             )
-        elif self.relative_bias is not None:
-            bias = self.offset_bias(self.relative_bias, length, q.dtype)
         else:
             # offsets.T holds clip(j - i) at [i, j]: Shaw's key-minus-query direction.
             offsets = clipped_offsets(length, self.max_distance, x.device)
@@ -139,7 +137,6 @@ class RelativeAttention(nn.Module):
         else:
             weights = torch.softmax(q @ k.transpose(-2, -1) * self.scale + bias, dim=-1)
             weights = self.attn_dropout(weights)
-            offsets = clipped_offsets(length, self.max_distance, x.device)
             heads = weights @ v + torch.einsum("bhij,ijd->bhid", weights, self.value_offsets[offsets.T])
         return zero_padding(self.out(merge_heads(heads)), mask)
 

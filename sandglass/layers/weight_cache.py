@@ -26,3 +26,10 @@ class WeightCache:
         if self.value is None or self.key != key:
             self.key, self.value = key, derive(weight.detach())
         return self.value
+
+    def derived(
+        self, weight: torch.Tensor, derive: Callable[[torch.Tensor], torch.Tensor], tag: Hashable = None
+    ) -> torch.Tensor:
+        """``derive(weight)``: kept as :meth:`get` keeps it while gradients are off, computed afresh (and so
+        differentiable) while they are on."""
+        return derive(weight) if torch.is_grad_enabled() else self.get(weight, derive, tag)

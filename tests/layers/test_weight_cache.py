@@ -36,3 +36,15 @@ def test_an_in_place_update_a_new_tensor_or_a_new_tag_derive_again():
     torch.testing.assert_close(cache.get(other, derive), other * 2)
     cache.get(other, derive, tag="bf16")
     assert len(calls) == 4
+
+
+def test_derived_is_kept_without_gradients_and_fresh_and_differentiable_with_them():
+    weight = torch.nn.Parameter(torch.randn(3, 2))
+    cache, (derive, calls) = WeightCache(), counting_derivation()
+    with torch.no_grad():
+        kept = cache.derived(weight, derive)
+        assert cache.derived(weight, derive) is kept and len(calls) == 1
+    fresh = cache.derived(weight, derive)
+    assert fresh is not kept and fresh.requires_grad and len(calls) == 2
+    fresh.sum().backward()
+    torch.testing.assert_close(weight.grad, torch.full_like(weight, 2.0))
