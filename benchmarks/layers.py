@@ -94,6 +94,8 @@ CASES = [
         _sequence_call,
     ),
     Case("MBConv", "conv", lambda c, t: MBConv(c), _sequence_call),
+    # The same block composed of autograd's operations, for the fused hidden path's gain in the same run.
+    Case("MBConv reference", "conv", lambda c, t: MBConv(c), lambda layer, x, mask: layer.reference_forward(x, mask)),
     Case("RelativeAttention", "attention", lambda c, t: RelativeAttention(c, num_heads=4), _sequence_call),
     Case("TransformerBlock", "attention", lambda c, t: TransformerBlock(c, num_heads=4), _sequence_call),
 ]

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sandglass.layers.inverted_bottleneck import inverted_bottleneck
 from sandglass.layers.masking import zero_padding
 from sandglass.layers.padding import same_padding, same_padding_2d
 from sandglass.layers.shapes import check_image, check_sequence, require_positive
@@ -62,6 +63,32 @@ class MBConv(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        check_sequence(x, mask, self.channels, type(self).__name__)
+        front, back = self.padding
+        if self.causal or front != back or torch.is_autocast_enabled(x.device.type):
+            return self.reference_forward(x, mask)
+        se = self.se
+        hidden = inverted_bottleneck(
+            self.norm(x),
+            self.expand.weight,
+            self.expand.bias,
+            self.depthwise.weight,
+            self.depthwise.bias,
+            None if se is None else (se.reduce.weight, se.reduce.bias, se.expand.weight, se.expand.bias),
+            self.project.weight,
+            self.project.bias,
+            mask,
+            front,
+        )
+        return zero_padding(x + self.dropout(hidden), mask)
+
+    def reference_forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The block composed of autograd's operations: the slow reference of the fused hidden path, and the
+        path taken when causal, for an even kernel and under autocast.
+
+        Shape:
+            x: (B, T, C), mask: (B, T) → (B, T, C)
+        """
         check_sequence(x, mask, self.channels, type(self).__name__)
         hidden = F.gelu(self.expand(self.norm(x)))
         # GELU(bias) is not zero, so the padding is zeroed here, right before the conv mixes positions.

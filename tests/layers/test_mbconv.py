@@ -53,7 +53,7 @@ def reference_mbconv(block, x, mask, kernel_size, causal):
 
 @pytest.mark.parametrize(
     ("kernel_size", "causal", "squeeze_excitation"),
-    [(3, False, True), (4, False, True), (4, True, True), (3, True, False)],
+    [(3, False, True), (4, False, True), (4, True, True), (3, True, False), (1, False, True), (5, False, False)],
 )
 def test_mbconv_matches_reference(kernel_size, causal, squeeze_excitation):
     block = randomize_(
@@ -65,11 +65,46 @@ def test_mbconv_matches_reference(kernel_size, causal, squeeze_excitation):
     )
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_mbconv_gradcheck(causal):
-    block = randomize_(MBConv(4, kernel_size=3, expand_ratio=2, causal=causal))
+@pytest.mark.parametrize(
+    ("causal", "squeeze_excitation", "masked"),
+    [(False, True, True), (False, True, False), (False, False, True), (True, True, True)],
+)
+def test_mbconv_gradcheck(causal, squeeze_excitation, masked):
+    block = randomize_(MBConv(4, kernel_size=3, expand_ratio=2, squeeze_excitation=squeeze_excitation, causal=causal))
     x, mask = padded_batch([5, 3], 4)
-    assert_gradcheck(block, x.clamp(max=3.0), mask)
+    if masked:
+        assert_gradcheck(block, x.clamp(max=3.0), mask)
+    else:
+        assert_gradcheck(block, x.clamp(max=3.0))
+
+
+@pytest.mark.parametrize(("kernel_size", "squeeze_excitation"), [(3, True), (5, True), (3, False)])
+@pytest.mark.parametrize("masked", [True, False])
+def test_mbconv_fused_path_matches_reference_forward(kernel_size, squeeze_excitation, masked):
+    block = randomize_(MBConv(8, kernel_size=kernel_size, squeeze_excitation=squeeze_excitation)).double()
+    x, mask = padded_batch([7, 4, 1], 8, seed=3)
+    mask = mask if masked else None
+    x.requires_grad_(True)
+    grad_out = torch.randn(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(1))
+    inputs = [x, *block.parameters()]
+    fused = block(x, mask)
+    reference = block.reference_forward(x, mask)
+    torch.testing.assert_close(fused, reference, atol=1e-12, rtol=1e-12)
+    fused_grads = torch.autograd.grad(fused, inputs, grad_out)
+    reference_grads = torch.autograd.grad(reference, inputs, grad_out)
+    for got, expected in zip(fused_grads, reference_grads, strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-10, rtol=1e-10)
+
+
+def test_mbconv_fused_path_handles_a_sequence_of_padding_only():
+    block = randomize_(MBConv(4, expand_ratio=2))
+    x, mask = padded_batch([3, 2], 4, dtype=torch.float32)
+    mask[1] = False
+    x.requires_grad_(True)
+    out = block(x, mask)
+    torch.testing.assert_close(out, block.reference_forward(x, mask))
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all() and (x.grad[1] == 0).all()
 
 
 @pytest.mark.parametrize(("kernel_size", "causal"), [(3, False), (4, False), (5, True)])
