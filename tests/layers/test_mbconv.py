@@ -228,3 +228,14 @@ def test_mbconv2d_rejects_wrong_input():
         block(torch.randn(2, 4, 5))
     with pytest.raises(ValueError, match=r"\(B, 4, H, W\)"):
         block(torch.randn(2, 3, 5, 5))
+
+
+def test_mbconv_under_autocast_takes_the_reference_path():
+    block = randomize_(MBConv(8, expand_ratio=2)).eval()
+    x, mask = padded_batch([5, 3], 8, dtype=torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        out = block(x, mask)
+        reference = block.reference_forward(x, mask)
+    torch.testing.assert_close(out, reference, atol=0, rtol=0)
+    with torch.no_grad():
+        assert not torch.equal(out, block(x, mask))  # the products did run in bf16
