@@ -65,7 +65,9 @@ class MBConv(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_sequence(x, mask, self.channels, type(self).__name__)
         front, back = self.padding
-        if self.causal or front != back or torch.is_autocast_enabled(x.device.type):
+        # The fused path saves the CPU the page faults of fresh hidden-sized tensors; CUDA's caching allocator
+        # has none to save, so there (and where the fused path does not apply) the reference runs.
+        if x.device.type != "cpu" or self.causal or front != back or torch.is_autocast_enabled("cpu"):
             return self.reference_forward(x, mask)
         se = self.se
         hidden = inverted_bottleneck(
@@ -84,7 +86,7 @@ class MBConv(nn.Module):
 
     def reference_forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The block composed of autograd's operations: the slow reference of the fused hidden path, and the
-        path taken when causal, for an even kernel and under autocast.
+        path taken off the CPU, when causal, for an even kernel and under autocast.
 
         Shape:
             x: (B, T, C), mask: (B, T) → (B, T, C)
