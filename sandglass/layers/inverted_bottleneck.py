@@ -46,7 +46,7 @@ def inverted_bottleneck(
     )  # fmt: skip
 
 
-def _as_image(hidden: torch.Tensor) -> torch.Tensor:
+def as_channels_last_image(hidden: torch.Tensor) -> torch.Tensor:
     """``(B, T, E)`` viewed as the ``channels_last`` image ``(B, E, T, 1)``, no copy."""
     return hidden.unsqueeze(2).permute(0, 3, 1, 2)
 
@@ -69,7 +69,7 @@ class _InvertedBottleneck(torch.autograd.Function):
         weights = None if mask is None else mask.to(a.dtype).unsqueeze(-1)  # (B, T, 1)
         if weights is not None:
             m.mul_(weights)  # GELU(bias) is not zero: the padding is zeroed before the conv mixes positions
-        d = _from_image(F.conv2d(_as_image(m), wd.unsqueeze(-1), bd, padding=(padding, 0), groups=hidden))
+        d = _from_image(F.conv2d(as_channels_last_image(m), wd.unsqueeze(-1), bd, padding=(padding, 0), groups=hidden))
         s = F.gelu(d)
         summary = gate = mean_weights = None
         if w1 is not None:
@@ -107,8 +107,8 @@ class _InvertedBottleneck(torch.autograd.Function):
                 grad.addcmul_(mean_weights, grad_summary.unsqueeze(1))
         grad = _gelu_backward_into(grad, d, grad_input=grad)
         grad_m, grad_wd, grad_bd = torch.ops.aten.convolution_backward(
-            _as_image(grad),
-            _as_image(m),
+            as_channels_last_image(grad),
+            as_channels_last_image(m),
             wd.unsqueeze(-1),
             bias_sizes=[hidden],
             stride=[1, 1],

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sandglass.layers.inverted_bottleneck import inverted_bottleneck
+from sandglass.layers.inverted_bottleneck import as_channels_last_image, inverted_bottleneck
 from sandglass.layers.masking import zero_padding
 from sandglass.layers.padding import same_padding, same_padding_2d
 from sandglass.layers.shapes import check_image, check_sequence, require_positive
@@ -68,7 +68,7 @@ class MBConv(nn.Module):
         # The fused path saves the CPU the page faults of fresh hidden-sized tensors; CUDA's caching allocator
         # has none to save, so there (and where the fused path does not apply) the reference runs.
         if x.device.type != "cpu" or self.causal or front != back or torch.is_autocast_enabled("cpu"):
-            return self.reference_forward(x, mask)
+            return self._composed_forward(x, mask)
         se = self.se
         hidden = inverted_bottleneck(
             self.norm(x),
@@ -92,6 +92,9 @@ class MBConv(nn.Module):
             x: (B, T, C), mask: (B, T) → (B, T, C)
         """
         check_sequence(x, mask, self.channels, type(self).__name__)
+        return self._composed_forward(x, mask)
+
+    def _composed_forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         hidden = F.gelu(self.expand(self.norm(x)))
         # GELU(bias) is not zero, so the padding is zeroed here, right before the conv mixes positions.
         hidden = F.gelu(self.depthwise_conv(zero_padding(hidden, mask)))
@@ -110,7 +113,7 @@ class MBConv(nn.Module):
         Shape:
             hidden: (B, T, E) → (B, T, E)
         """
-        image = hidden.unsqueeze(2).permute(0, 3, 1, 2)
+        image = as_channels_last_image(hidden)
         front, back = self.padding
         if front == back:
             padding = (front, 0)
