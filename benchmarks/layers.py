@@ -87,6 +87,13 @@ CASES = [
     Case("KernelWeightedConv", "conv", lambda c, t: KernelWeightedConv(c, c, 3), _sequence_call),
     Case("FCGeneratedKernelConv", "conv", lambda c, t: FCGeneratedKernelConv(c, c, 3), _sequence_call),
     Case("DotProductKernelConv", "conv", lambda c, t: DotProductKernelConv(c, c, 3), _sequence_call),
+    # Its mixture and product as two functions, for the gain of the fused one in the same run.
+    Case(
+        "DotProductKernelConv reference",
+        "conv",
+        lambda c, t: DotProductKernelConv(c, c, 3),
+        lambda layer, x, mask: layer.reference_forward(x, mask),
+    ),
     Case(
         "AugmentedConv",
         "attention",

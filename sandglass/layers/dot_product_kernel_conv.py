@@ -9,10 +9,11 @@ context ``g``:
 
 Without ``causal`` every sample has one kernel set, so the sample kernels ``W`` are built (small: ``M`` bank
 kernels mixed per channel pair) and applied in one batched product: in 1-D to the sequence's unfolded windows
-(``α`` is laid out input-major, so the kernels come out as that product's right-hand side with no copy), in 2-D
-as one grouped convolution. With ``causal`` the kernel changes with the position; since ``W`` is a mixture of
-bank kernels, ``y[o] = Σ_{i,m} α[o, i, m] · z[i, m] + b[o]`` with ``z[i, m] = K[m] * x_i``: one depthwise
-convolution (``M`` kernels per channel), then one batched contraction per position.
+(``α`` is laid out input-major, so the kernels come out as that product's right-hand side with no copy; on the
+CPU mixture and product are one function, :func:`mixed_kernel_conv`), in 2-D as one grouped convolution. With
+``causal`` the kernel changes with the position; since ``W`` is a mixture of bank kernels,
+``y[o] = Σ_{i,m} α[o, i, m] · z[i, m] + b[o]`` with ``z[i, m] = K[m] * x_i``: one depthwise convolution (``M`` kernels
+per channel), then one batched contraction per position.
 
 In storage the bank index comes first and the input channel before the output one: the arrays hold
 ``α[m, i, o]`` (the equations' ``α[o, i, m]``) and tap-major kernels ``W[k, i, o]`` (the equations' ``W[o, i, k]``).
@@ -28,7 +29,7 @@ from torch import nn
 
 from sandglass.layers.channels_last import sequence_windows
 from sandglass.layers.context_conv import ContextConvBase, conv1d_same, image_context, sequence_context
-from sandglass.layers.kernel_mixture import bank_mixture_weights, mixed_kernels
+from sandglass.layers.kernel_mixture import bank_mixture_weights, mixed_kernel_conv, mixed_kernels
 from sandglass.layers.masking import zero_padding
 from sandglass.layers.padding import same_padding, same_padding_2d
 from sandglass.layers.shapes import check_image, check_sequence
@@ -152,7 +153,9 @@ class DotProductKernelConv(_DotProductKernelConvNd):
     ``α[o, i, :] = softmax_m((q_in[i] ⊙ q_out[o] ⊙ FC(g)) · κ[m])``, ``W[o, i] = Σ_m α[o, i, m] · K[m]``,
     ``y[t, o] = Σ_{i,k} W[o, i, k] · x̃[t + k, i] + b[o]`` with ``x̃`` the input zero-padded by ``ks - 1``
     positions, the larger half in front (all in front when causal). ``FC: C_in → key_dim``.
-    With ``causal=True`` the per-position weights α take ``B·T·C_out·C_in·M`` memory.
+    With ``causal=True`` the per-position weights α take ``B·T·C_out·C_in·M`` memory. On the CPU the
+    temporaries of the mixture's size stay allocated between calls, once per thread
+    (:func:`sandglass.layers.scratch.release_scratch` frees them).
 
     Shape:
         x: (B, T, C_in), mask: (B, T) or None → (B, T, C_out), zero at padding
@@ -175,14 +178,41 @@ class DotProductKernelConv(_DotProductKernelConvNd):
         self.causal = causal
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self._forward(x, mask, fused=self._runs_fused(x))
+
+    def reference_forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`forward` with the kernels made by :func:`mixed_kernels` and applied by
+        :func:`sample_window_conv`, two functions with their own backward: the slow reference of the fused path.
+
+        Shape:
+            x: (B, T, C_in), mask: (B, T) or None → (B, T, C_out)
+        """
+        return self._forward(x, mask, fused=False)
+
+    def _runs_fused(self, x: torch.Tensor) -> bool:
+        """Whether :func:`mixed_kernel_conv` applies: on the CPU (where its scratch buffers save page faults;
+        it is untested on CUDA), without ``causal``, outside autocast and with the input in the weights' dtype."""
+        return (
+            x.device.type == "cpu"
+            and not self.causal
+            and not torch.is_autocast_enabled("cpu")
+            and x.dtype == self.kernel_bank.dtype
+        )
+
+    def _forward(self, x: torch.Tensor, mask: torch.Tensor | None, fused: bool) -> torch.Tensor:
         check_sequence(x, mask, self.in_channels, type(self).__name__)
         x = zero_padding(x, mask)
         context = sequence_context(x, mask, self.causal)
         if self.causal:
             y = self.add_bias(self.causal_mix(x.transpose(1, 2), self.mixture_weights(context))).transpose(1, 2)
         else:
-            kernels = self.sample_kernels(context.squeeze(1))  # (B, ks, C_in, C_out)
-            y = sample_window_conv(x, kernels, same_padding(self.kernel_size))
+            padding = same_padding(self.kernel_size)
+            if fused:
+                keys, queries = self.keys_and_queries(context.squeeze(1))
+                y = mixed_kernel_conv(x, keys, queries, self.kernel_bank.flatten(1), padding)
+            else:
+                kernels = self.sample_kernels(context.squeeze(1))  # (B, ks, C_in, C_out)
+                y = sample_window_conv(x, kernels, padding)
             y = y if self.bias is None else y + self.bias
         return zero_padding(y, mask)
 

@@ -4,6 +4,9 @@ The mixture weights have one entry per sample, bank kernel and channel pair (``B
 the activations at short lengths), so the cost of the dot-product-generated convolution is the passes over them.
 Autograd's backward would allocate ``dL/dα``, ``α ⊙ dL/dα`` and ``dL/dlogits`` as separate buffers, and reaches
 the bank mixture through a broadcast matmul that transposes α; here the gradient lives in one buffer, in place.
+:func:`mixed_kernel_conv` takes the sequence convolution that applies the kernels into the same function, so
+that the kernels' gradient never leaves it either; the buffers that die inside are scratch buffers
+(:mod:`sandglass.layers.scratch`), which keep their pages from one step to the next.
 
 Kernels are stored tap-major: ``W[b, k, i, o]`` is the layer's ``W_b[o, i, k]``.
 """
@@ -12,6 +15,9 @@ from __future__ import annotations
 
 import torch
 from torch.autograd.function import once_differentiable
+
+from sandglass.layers.channels_last import sequence_windows
+from sandglass.layers.scratch import scratch
 
 
 def mixed_kernels(keys: torch.Tensor, queries: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
@@ -60,43 +66,138 @@ class _BankMixture(torch.autograd.Function):
         dtype = torch.promote_types(torch.promote_types(keys.dtype, queries.dtype), bank.dtype)
         ctx.dtypes = (keys.dtype, queries.dtype, bank.dtype)
         keys, queries, bank = keys.to(dtype), queries.to(dtype), bank.to(dtype)
-        num_kernels, in_channels, key_dim = keys.shape
-        batch, out_channels, _ = queries.shape
-        taps = bank.shape[1]
         with torch.autocast(keys.device.type, enabled=False):
-            flat_keys = keys.reshape(1, num_kernels * in_channels, key_dim).expand(batch, -1, -1)
-            logits = torch.bmm(flat_keys, queries.transpose(1, 2))  # (B, M·C_in, C_out)
-            alpha = logits.view(batch, num_kernels, -1).softmax(dim=1)  # (B, M, C_in·C_out)
-            del logits
-            kernels = torch.bmm(bank.t().expand(batch, -1, -1), alpha)  # (B, ks^d, C_in·C_out)
+            alpha, kernels = _mix(keys, queries, bank)
         ctx.save_for_backward(keys, queries, bank, alpha)
-        return kernels.view(batch, taps, in_channels, out_channels)
+        return kernels.view(queries.shape[0], bank.shape[1], keys.shape[1], queries.shape[1])
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_kernels: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         keys, queries, bank, alpha = ctx.saved_tensors
-        num_kernels, in_channels, key_dim = keys.shape
-        batch = queries.shape[0]
-        grad = grad_kernels.to(alpha.dtype).reshape(batch, bank.shape[1], -1)  # (B, ks^d, C_in·C_out)
+        grad = grad_kernels.to(alpha.dtype).reshape(queries.shape[0], bank.shape[1], -1)  # (B, ks^d, C_in·C_out)
         with torch.autocast(keys.device.type, enabled=False):
-            grad_bank = torch.bmm(grad, alpha.transpose(1, 2)).sum(0).t() if ctx.needs_input_grad[2] else None
-            grad_keys = grad_queries = None
-            if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-                # dL/dα, then the softmax backward in the same buffer: dL/dl = α ⊙ (dL/dα − Σ_m α ⊙ dL/dα).
-                grad_alpha = torch.bmm(bank.expand(batch, -1, -1), grad)  # (B, M, C_in·C_out)
-                weighted = alpha[:, 0] * grad_alpha[:, 0]
-                for m in range(1, num_kernels):
-                    weighted.addcmul_(alpha[:, m], grad_alpha[:, m])
-                grad_logits = grad_alpha.sub_(weighted.unsqueeze(1)).mul_(alpha).view(batch, -1, queries.shape[1])
-            if ctx.needs_input_grad[0]:
-                grad_keys = torch.bmm(grad_logits, queries).sum(0).view(num_kernels, in_channels, key_dim)
-            if ctx.needs_input_grad[1]:
-                flat_keys = keys.reshape(1, num_kernels * in_channels, key_dim).expand(batch, -1, -1)
-                grad_queries = torch.bmm(grad_logits.transpose(1, 2), flat_keys)  # (B, C_out, D)
-        keys_dtype, queries_dtype, bank_dtype = ctx.dtypes
-        return (
-            None if grad_keys is None else grad_keys.to(keys_dtype),
-            None if grad_queries is None else grad_queries.to(queries_dtype),
-            None if grad_bank is None else grad_bank.to(bank_dtype),
+            grads = _mix_backward(keys, queries, bank, alpha, grad, ctx.needs_input_grad)
+        return tuple(None if g is None else g.to(dtype) for g, dtype in zip(grads, ctx.dtypes, strict=True))
+
+
+def mixed_kernel_conv(
+    x: torch.Tensor, keys: torch.Tensor, queries: torch.Tensor, bank: torch.Tensor, padding: tuple[int, int]
+) -> torch.Tensor:
+    """Each sequence convolved with its own kernels mixed from the bank, as one function with one backward.
+
+        α[m, i, o] = softmax_m(keys[m, i] · queries[o]),   W[k, i, o] = Σ_m α[m, i, o] · K[m, k],
+        y[t, o] = Σ_{k,i} W[k, i, o] · x̃[t + k, i],   x̃ = x with ``padding`` zeros (front, back)
+
+    :func:`mixed_kernels` followed by :func:`sandglass.layers.dot_product_kernel_conv.sample_window_conv`,
+    computed the same way, with the gradient of ``W`` and the mixture's gradient kept in scratch buffers (they
+    never leave the backward) and the windows' gradient summed back onto the positions directly. All inputs
+    share one dtype; autocast is not applied inside. Gradients are first order only.
+
+    Shape:
+        x: (B, T, C_in), keys: (M, C_in, D), queries: (B, C_out, D), bank: (M, ks)
+        → (B, T + front + back - ks + 1, C_out)
+    """
+    return _MixedKernelConv.apply(x, keys, queries, bank, padding)
+
+
+class _MixedKernelConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, keys, queries, bank, padding):
+        batch, length, in_channels = x.shape
+        out_channels = queries.shape[1]
+        kernel_size = bank.shape[1]
+        alpha, kernels = _mix(keys, queries, bank)
+        kernels = kernels.view(batch, kernel_size * in_channels, out_channels)
+        windows = sequence_windows(x, kernel_size, *padding).transpose(-1, -2).flatten(2)  # (B, T', ks·C_in)
+        ctx.save_for_backward(keys, queries, bank, alpha, kernels, windows)
+        ctx.front, ctx.length = padding[0], length
+        return torch.bmm(windows, kernels)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        keys, queries, bank, alpha, kernels, windows = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
+        batch, out_length, _ = grad_out.shape
+        kernel_size, in_channels = bank.shape[1], keys.shape[1]
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_windows = scratch("grad_windows", windows.shape, grad_out)
+            torch.bmm(grad_out, kernels.transpose(1, 2), out=grad_windows)
+            grad_windows = grad_windows.view(batch, out_length, kernel_size, in_channels)
+            grad_x = _sum_windows(grad_windows, ctx.length, ctx.front)
+        if not any(ctx.needs_input_grad[1:4]):
+            return grad_x, None, None, None, None
+        grad_kernels = scratch("grad_kernels", kernels.shape, grad_out)
+        torch.bmm(windows.transpose(1, 2), grad_out, out=grad_kernels)
+        grads = _mix_backward(
+            keys, queries, bank, alpha, grad_kernels.view(batch, kernel_size, -1), ctx.needs_input_grad[1:4]
         )
+        return grad_x, *grads, None
+
+
+def _sum_windows(grad_windows: torch.Tensor, length: int, front: int) -> torch.Tensor:
+    """The gradient of the unfolded windows summed back onto the positions they read: the unfold's backward.
+
+        dx[s] = Σ_k dwindows[s + front - k, k]   over the windows that exist
+
+    Shape:
+        grad_windows: (B, T', ks, C) → (B, length, C)
+    """
+    batch, out_length, kernel_size, channels = grad_windows.shape
+    grad_x = grad_windows.new_zeros(batch, length, channels)
+    for tap in range(kernel_size):  # ks shifted slices, not positions
+        first, last = max(0, front - tap), min(out_length, length + front - tap)
+        if first < last:
+            grad_x[:, first - front + tap : last - front + tap] += grad_windows[:, first:last, tap]
+    return grad_x
+
+
+def _mix(keys: torch.Tensor, queries: torch.Tensor, bank: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """α (bank index first) and the mixed kernels, tap-major; the logits live in a scratch buffer.
+
+    Shape:
+        keys: (M, C_in, D), queries: (B, C_out, D), bank: (M, ks^d) → α: (B, M, C_in·C_out), W: (B, ks^d, C_in·C_out)
+    """
+    num_kernels, in_channels, key_dim = keys.shape
+    batch, out_channels, _ = queries.shape
+    flat_keys = keys.reshape(1, num_kernels * in_channels, key_dim).expand(batch, -1, -1)
+    logits_shape = (batch, num_kernels * in_channels, out_channels)
+    logits = torch.bmm(flat_keys, queries.transpose(1, 2), out=scratch("mixture", logits_shape, queries))
+    alpha = logits.view(batch, num_kernels, -1).softmax(dim=1)
+    return alpha, torch.bmm(bank.t().expand(batch, -1, -1), alpha)
+
+
+def _mix_backward(
+    keys: torch.Tensor,
+    queries: torch.Tensor,
+    bank: torch.Tensor,
+    alpha: torch.Tensor,
+    grad_kernels: torch.Tensor,
+    needs_grad: tuple[bool, ...],
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """The gradients of ``keys``, ``queries`` and ``bank`` (None where ``needs_grad`` says no) from the kernels'.
+
+    The softmax backward ``dL/dl = α ⊙ (dL/dα − Σ_m α ⊙ dL/dα)`` runs in place in one scratch buffer.
+
+    Shape:
+        alpha: (B, M, C_in·C_out), grad_kernels: (B, ks^d, C_in·C_out) → (M, C_in, D), (B, C_out, D), (M, ks^d)
+    """
+    num_kernels, in_channels, key_dim = keys.shape
+    batch, out_channels, _ = queries.shape
+    grad_bank = torch.bmm(grad_kernels, alpha.transpose(1, 2)).sum(0).t() if needs_grad[2] else None
+    if not (needs_grad[0] or needs_grad[1]):
+        return None, None, grad_bank
+    grad_alpha = torch.bmm(bank.expand(batch, -1, -1), grad_kernels, out=scratch("mixture", alpha.shape, alpha))
+    weighted = torch.mul(alpha[:, 0], grad_alpha[:, 0], out=scratch("mixture_weighted", alpha[:, 0].shape, alpha))
+    for m in range(1, num_kernels):
+        weighted.addcmul_(alpha[:, m], grad_alpha[:, m])
+    grad_logits = grad_alpha.sub_(weighted.unsqueeze(1)).mul_(alpha).view(batch, -1, out_channels)
+    grad_keys = grad_queries = None
+    if needs_grad[0]:
+        grad_keys = torch.bmm(grad_logits, queries).sum(0).view(num_kernels, in_channels, key_dim)
+    if needs_grad[1]:
+        flat_keys = keys.reshape(1, num_kernels * in_channels, key_dim).expand(batch, -1, -1)
+        grad_queries = torch.bmm(grad_logits.transpose(1, 2), flat_keys)  # (B, C_out, D)
+    return grad_keys, grad_queries, grad_bank

@@ -237,3 +237,35 @@ def test_shapes(family, kernel_size):
     assert family.conv(3, 5, kernel_size)(torch.randn(2, 7, 3)).shape == (2, 7, 5)
     assert family.conv(3, 5, kernel_size, causal=True, bias=False)(torch.randn(2, 7, 3)).shape == (2, 7, 5)
     assert family.conv2d(3, 5, kernel_size)(torch.randn(2, 3, 6, 4)).shape == (2, 5, 6, 4)
+
+
+@pytest.mark.parametrize(("kernel_size", "bias"), [(1, True), (2, False), (3, True), (4, True)])
+def test_dot_product_fused_path_matches_its_reference(kernel_size, bias):
+    layer = randomized(DotProductKernelConv(3, 4, kernel_size, bias=bias, num_kernels=3, key_dim=5))
+    assert layer._runs_fused(torch.zeros(1, 1, 3, dtype=torch.float64))
+    x, mask = padded_batch((5, 3, 6, 0), 3)  # the last sequence is all padding
+    x.requires_grad_()
+    upstream = torch.randn(4, 6, 4, dtype=torch.float64)
+    inputs = [x, *layer.parameters()]
+    fused = layer(x, mask)
+    reference = layer.reference_forward(x, mask)
+    torch.testing.assert_close(fused, reference, atol=1e-12, rtol=1e-12)
+    assert torch.all(fused[3] == 0)
+    got = torch.autograd.grad((fused * upstream).sum(), inputs)
+    expected = torch.autograd.grad((reference * upstream).sum(), inputs)
+    for got_grad, expected_grad in zip(got, expected, strict=True):
+        assert torch.isfinite(got_grad).all()
+        torch.testing.assert_close(got_grad, expected_grad, atol=1e-12, rtol=1e-12)
+
+
+def test_dot_product_under_autocast_takes_the_reference_path():
+    layer = DotProductKernelConv(8, 8, 3).eval()
+    x, mask = padded_batch((5, 3), 8, dtype=torch.float32)
+    assert layer._runs_fused(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        assert not layer._runs_fused(x)
+        out = layer(x, mask)
+        reference = layer.reference_forward(x, mask)
+    torch.testing.assert_close(out, reference, atol=0, rtol=0)
+    with torch.no_grad():
+        assert not torch.equal(out, layer(x, mask))  # the product did run in bf16
