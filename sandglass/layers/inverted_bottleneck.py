@@ -3,7 +3,9 @@
 Between its two projections MBConv works on a hidden ``E = expand_ratio · C`` channels wide, and on the CPU a
 fresh tensor of that size costs more in page faults than the arithmetic done on it. Composed of autograd's
 operations, a forward+backward allocates about fourteen such tensors; here the forward keeps four (the saved
-``a``, ``m``, ``d`` and ``s``) and the backward allocates three, working in place where the value is its own.
+``a``, ``m``, ``d`` and ``s``) and the backward allocates three, working in place where the value is its own
+except for GELU's backward, which is faster into another buffer (``dL/dd`` goes to a scratch buffer, see
+:mod:`sandglass.layers.scratch`).
 :meth:`sandglass.layers.MBConv.reference_forward` is the same block composed of ordinary operations.
 """
 
@@ -12,6 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
+
+from sandglass.layers.scratch import scratch
 
 _gelu_backward_into = torch.ops.aten.gelu_backward.grad_input
 
@@ -94,7 +98,7 @@ class _InvertedBottleneck(torch.autograd.Function):
         grad_out = grad_out.reshape(-1, channels)
         grad_wp = grad_out.t() @ s.view(-1, hidden)
         grad_bp = grad_out.sum(dim=0)
-        grad = (grad_out @ wp).view(batch, length, hidden)  # dL/ds, then dL/dg, then dL/dd in the same buffer
+        grad = (grad_out @ wp).view(batch, length, hidden)  # dL/ds, then dL/dg in the same buffer
         grad_w1 = grad_b1 = grad_w2 = grad_b2 = None
         if gate is not None:
             # dL/dz = Σ_t dL/ds ⊙ g ⊙ σ'(z) = Σ_t (dL/ds ⊙ s) ⊙ (1 - gate): no division by the gate.
@@ -105,9 +109,11 @@ class _InvertedBottleneck(torch.autograd.Function):
                 grad.add_(grad_summary.unsqueeze(1), alpha=1.0 / length)
             else:
                 grad.addcmul_(mean_weights, grad_summary.unsqueeze(1))
-        grad = _gelu_backward_into(grad, d, grad_input=grad)
+        # GELU's backward runs about half again as long written over its own input as into another buffer, so
+        # dL/dd goes to a scratch buffer (it dies in the convolution's backward) and dL/da back into dL/ds's.
+        grad_d = _gelu_backward_into(grad, d, grad_input=scratch("hidden_gradient", grad.shape, grad))
         grad_m, grad_wd, grad_bd = torch.ops.aten.convolution_backward(
-            as_channels_last_image(grad),
+            as_channels_last_image(grad_d),
             as_channels_last_image(m),
             wd.unsqueeze(-1),
             bias_sizes=[hidden],
@@ -119,10 +125,10 @@ class _InvertedBottleneck(torch.autograd.Function):
             groups=hidden,
             output_mask=[True, True, True],
         )
-        grad = _from_image(grad_m)  # dL/dm, then dL/da
+        grad_m = _from_image(grad_m)
         if weights is not None:
-            grad.mul_(weights)
-        grad = _gelu_backward_into(grad, a, grad_input=grad).view(-1, hidden)
+            grad_m.mul_(weights)
+        grad = _gelu_backward_into(grad_m, a, grad_input=grad).view(-1, hidden)  # dL/da
         grad_normed = (grad @ we).view(batch, length, channels)
         grad_we = grad.t() @ normed.reshape(-1, channels)
         grad_be = grad.sum(dim=0)
