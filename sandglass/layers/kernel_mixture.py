@@ -107,18 +107,24 @@ class _MixedKernelConv(torch.autograd.Function):
         batch, length, in_channels = x.shape
         out_channels = queries.shape[1]
         kernel_size = bank.shape[1]
-        alpha, kernels = _mix(keys, queries, bank)
-        kernels = kernels.view(batch, kernel_size * in_channels, out_channels)
-        windows = sequence_windows(x, kernel_size, *padding).transpose(-1, -2).flatten(2)  # (B, T', ks·C_in)
+        with torch.autocast(x.device.type, enabled=False):
+            alpha, kernels = _mix(keys, queries, bank)
+            kernels = kernels.view(batch, kernel_size * in_channels, out_channels)
+            windows = sequence_windows(x, kernel_size, *padding).transpose(-1, -2).flatten(2)  # (B, T', ks·C_in)
+            out = torch.bmm(windows, kernels)
         ctx.save_for_backward(keys, queries, bank, alpha, kernels, windows)
         ctx.front, ctx.length = padding[0], length
-        return torch.bmm(windows, kernels)
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
+        with torch.autocast(grad_out.device.type, enabled=False):
+            return _MixedKernelConv._backward(ctx, grad_out.to(ctx.saved_tensors[3].dtype).contiguous())
+
+    @staticmethod
+    def _backward(ctx, grad_out):
         keys, queries, bank, alpha, kernels, windows = ctx.saved_tensors
-        grad_out = grad_out.contiguous()
         batch, out_length, _ = grad_out.shape
         kernel_size, in_channels = bank.shape[1], keys.shape[1]
         grad_x = None

@@ -164,3 +164,17 @@ def test_mixed_kernel_conv_gives_the_input_gradient_alone() -> None:
     (got,) = torch.autograd.grad((mixed_kernel_conv(*inputs, (1, 1)) * upstream).sum(), inputs[:1])
     (expected,) = torch.autograd.grad((composed_conv(*inputs, (1, 1)) * upstream).sum(), inputs[:1])
     torch.testing.assert_close(got, expected)
+
+
+def test_mixed_kernel_conv_is_not_lowered_by_autocast() -> None:
+    inputs = [tensor.detach().float().requires_grad_() for tensor in conv_inputs(3)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = mixed_kernel_conv(*inputs, (1, 1))
+    assert out.dtype == torch.float32
+    out.square().sum().backward()
+    wide = [tensor.detach().double().requires_grad_() for tensor in inputs]
+    composed_conv(*wide, (1, 1)).square().sum().backward()
+    torch.testing.assert_close(out.double(), composed_conv(*wide, (1, 1)), atol=1e-4, rtol=1e-4)
+    for tensor, reference in zip(inputs, wide, strict=True):
+        assert tensor.grad.dtype == torch.float32
+        torch.testing.assert_close(tensor.grad.double(), reference.grad, atol=1e-3, rtol=1e-3)
