@@ -68,11 +68,21 @@ class _InvertedBottleneck(torch.autograd.Function):
     def forward(ctx, normed, we, be, wd, bd, w1, b1, w2, b2, wp, bp, mask, padding):
         batch, length, channels = normed.shape
         hidden = we.shape[0]
-        a = torch.addmm(be, normed.reshape(-1, channels), we.t()).view(batch, length, hidden)
+        rows = normed.reshape(-1, channels)
+        weights = None if mask is None else mask.to(normed.dtype).unsqueeze(-1)  # (B, T, 1)
+        # The expansion reads [n_t ⊙ mask_t, mask_t] against [W_e, b_e]: a is exactly zero at padding, and so is
+        # m = GELU(a), with no pass of the mask or copy of the bias over the 4×-wide hidden; its backward takes
+        # the bias's gradient as the last column of the weight's and masks only the narrow dL/dn.
+        inputs = rows.new_empty(rows.shape[0], channels + 1)
+        if weights is None:
+            inputs[:, :channels] = rows
+            inputs[:, channels] = 1.0
+        else:
+            torch.mul(rows, weights.view(-1, 1), out=inputs[:, :channels])
+            inputs[:, channels] = weights.view(-1)
+        expand = torch.cat([we, be.unsqueeze(1)], dim=1)
+        a = torch.mm(inputs, expand.t()).view(batch, length, hidden)
         m = F.gelu(a)
-        weights = None if mask is None else mask.to(a.dtype).unsqueeze(-1)  # (B, T, 1)
-        if weights is not None:
-            m.mul_(weights)  # GELU(bias) is not zero: the padding is zeroed before the conv mixes positions
         d = _from_image(F.conv2d(as_channels_last_image(m), wd.unsqueeze(-1), bd, padding=(padding, 0), groups=hidden))
         s = F.gelu(d)
         summary = gate = mean_weights = None
@@ -85,16 +95,16 @@ class _InvertedBottleneck(torch.autograd.Function):
             gate = torch.sigmoid(_se_logits(summary, w1, b1, w2, b2))
             s.mul_(gate.unsqueeze(1))
         out = torch.addmm(bp, s.view(-1, hidden), wp.t()).view(batch, length, -1)
-        ctx.save_for_backward(normed, we, a, m, wd, d, s, wp, summary, gate, w1, b1, w2, b2, weights, mean_weights)
+        ctx.save_for_backward(inputs, expand, a, m, wd, d, s, wp, summary, gate, w1, b1, w2, b2, weights, mean_weights)
         ctx.padding = padding
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        normed, we, a, m, wd, d, s, wp, summary, gate, w1, b1, w2, b2, weights, mean_weights = ctx.saved_tensors
-        batch, length, channels = normed.shape
-        hidden = we.shape[0]
+        inputs, expand, a, m, wd, d, s, wp, summary, gate, w1, b1, w2, b2, weights, mean_weights = ctx.saved_tensors
+        batch, length, hidden = a.shape
+        channels = inputs.shape[1] - 1
         grad_out = grad_out.reshape(-1, channels)
         grad_wp = grad_out.t() @ s.view(-1, hidden)
         grad_bp = grad_out.sum(dim=0)
@@ -126,12 +136,12 @@ class _InvertedBottleneck(torch.autograd.Function):
             output_mask=[True, True, True],
         )
         grad_m = _from_image(grad_m)
-        if weights is not None:
-            grad_m.mul_(weights)
         grad = _gelu_backward_into(grad_m, a, grad_input=grad).view(-1, hidden)  # dL/da
-        grad_normed = (grad @ we).view(batch, length, channels)
-        grad_we = grad.t() @ normed.reshape(-1, channels)
-        grad_be = grad.sum(dim=0)
+        grad_normed = (grad @ expand[:, :channels]).view(batch, length, channels)
+        if weights is not None:
+            grad_normed.mul_(weights)
+        grad_expand = grad.t() @ inputs
+        grad_we, grad_be = grad_expand[:, :channels], grad_expand[:, channels]
         return (
             grad_normed, grad_we, grad_be, grad_wd.squeeze(-1), grad_bd,
             grad_w1, grad_b1, grad_w2, grad_b2, grad_wp, grad_bp, None, None,
