@@ -119,12 +119,13 @@ class _MixedKernelConv(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
+        saved = ctx.saved_tensors  # once: a checkpointed graph refuses a second unpack
         with torch.autocast(grad_out.device.type, enabled=False):
-            return _MixedKernelConv._backward(ctx, grad_out.to(ctx.saved_tensors[3].dtype).contiguous())
+            return _MixedKernelConv._backward(ctx, saved, grad_out.to(saved[3].dtype).contiguous())
 
     @staticmethod
-    def _backward(ctx, grad_out):
-        keys, queries, bank, alpha, kernels, windows = ctx.saved_tensors
+    def _backward(ctx, saved, grad_out):
+        keys, queries, bank, alpha, kernels, windows = saved
         batch, out_length, _ = grad_out.shape
         kernel_size, in_channels = bank.shape[1], keys.shape[1]
         grad_x = None

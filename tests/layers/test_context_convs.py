@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from sandglass.layers.dot_product_kernel_conv import DotProductKernelConv, DotProductKernelConv2d
 from sandglass.layers.fc_generated_kernel_conv import FCGeneratedKernelConv, FCGeneratedKernelConv2d
@@ -269,3 +270,23 @@ def test_dot_product_under_autocast_takes_the_reference_path():
     torch.testing.assert_close(out, reference, atol=0, rtol=0)
     with torch.no_grad():
         assert not torch.equal(out, layer(x, mask))  # the product did run in bf16
+
+
+@pytest.mark.parametrize("use_reentrant", [False, True])
+def test_dot_product_under_activation_checkpointing(use_reentrant):
+    """Checkpointing recomputes the forward inside the backward and allows one unpack of the saved tensors."""
+    x, mask = padded_batch((5, 3), 3)
+
+    def gradients(run):
+        layer = randomized(DotProductKernelConv(3, 3, 3, num_kernels=2, key_dim=4))
+        inputs = x.clone().requires_grad_()
+        run(layer, inputs).square().sum().backward()
+        return [inputs.grad, *(parameter.grad for parameter in layer.parameters())]
+
+    def twice(layer, inputs):
+        return layer(layer(inputs, mask), mask)
+
+    plain = gradients(twice)
+    checkpointed = gradients(lambda layer, inputs: checkpoint(twice, layer, inputs, use_reentrant=use_reentrant))
+    for got, expected in zip(checkpointed, plain, strict=True):
+        torch.testing.assert_close(got, expected, atol=0, rtol=0)
