@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 def output_of(result: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -97,3 +98,26 @@ def assert_gradcheck(layer: nn.Module, *inputs: torch.Tensor) -> None:
         return output_of(layer(*inputs))
 
     assert torch.autograd.gradcheck(run, (*float_inputs, *params), eps=1e-6, atol=1e-5, nondet_tol=0.0)
+
+
+def assert_checkpointing_exact(make_layer: Callable[[], nn.Module], channels: int, *, use_reentrant: bool) -> None:
+    """Two calls of a layer under ``torch.utils.checkpoint`` give the same gradients as without it.
+
+    Checkpointing recomputes the forward inside the backward and allows one unpack of the saved tensors.
+    ``make_layer`` must build the same float64 layer each time.
+    """
+    x, mask = padded_batch((5, 3), channels)
+
+    def twice(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        return output_of(layer(output_of(layer(inputs, mask)), mask))
+
+    def gradients(run: Callable[[nn.Module, torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
+        layer = make_layer()
+        inputs = x.clone().requires_grad_()
+        run(layer, inputs).square().sum().backward()
+        return [inputs.grad, *(parameter.grad for parameter in layer.parameters())]
+
+    plain = gradients(twice)
+    checkpointed = gradients(lambda layer, inputs: checkpoint(twice, layer, inputs, use_reentrant=use_reentrant))
+    for got, expected in zip(checkpointed, plain, strict=True):
+        torch.testing.assert_close(got, expected, atol=0, rtol=0)

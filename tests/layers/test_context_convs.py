@@ -14,12 +14,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from sandglass.layers.dot_product_kernel_conv import DotProductKernelConv, DotProductKernelConv2d
 from sandglass.layers.fc_generated_kernel_conv import FCGeneratedKernelConv, FCGeneratedKernelConv2d
 from sandglass.layers.kernel_weighted_conv import KernelWeightedConv, KernelWeightedConv2d
-from tests.layers.properties import assert_causal, assert_gradcheck, assert_padding_invariant, padded_batch
+from tests.layers.properties import (
+    assert_causal,
+    assert_checkpointing_exact,
+    assert_gradcheck,
+    assert_padding_invariant,
+    padded_batch,
+)
 
 LENGTHS = (5, 3, 6)
 
@@ -274,19 +279,6 @@ def test_dot_product_under_autocast_takes_the_reference_path():
 
 @pytest.mark.parametrize("use_reentrant", [False, True])
 def test_dot_product_under_activation_checkpointing(use_reentrant):
-    """Checkpointing recomputes the forward inside the backward and allows one unpack of the saved tensors."""
-    x, mask = padded_batch((5, 3), 3)
-
-    def gradients(run):
-        layer = randomized(DotProductKernelConv(3, 3, 3, num_kernels=2, key_dim=4))
-        inputs = x.clone().requires_grad_()
-        run(layer, inputs).square().sum().backward()
-        return [inputs.grad, *(parameter.grad for parameter in layer.parameters())]
-
-    def twice(layer, inputs):
-        return layer(layer(inputs, mask), mask)
-
-    plain = gradients(twice)
-    checkpointed = gradients(lambda layer, inputs: checkpoint(twice, layer, inputs, use_reentrant=use_reentrant))
-    for got, expected in zip(checkpointed, plain, strict=True):
-        torch.testing.assert_close(got, expected, atol=0, rtol=0)
+    assert_checkpointing_exact(
+        lambda: randomized(DotProductKernelConv(3, 3, 3, num_kernels=2, key_dim=4)), 3, use_reentrant=use_reentrant
+    )

@@ -3,10 +3,15 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
 from sandglass.layers.mbconv import MBConv, MBConv2d
-from tests.layers.properties import assert_causal, assert_gradcheck, assert_padding_invariant, padded_batch
+from tests.layers.properties import (
+    assert_causal,
+    assert_checkpointing_exact,
+    assert_gradcheck,
+    assert_padding_invariant,
+    padded_batch,
+)
 
 
 def randomize_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -244,19 +249,4 @@ def test_mbconv_under_autocast_takes_the_reference_path():
 
 @pytest.mark.parametrize("use_reentrant", [False, True])
 def test_mbconv_under_activation_checkpointing(use_reentrant):
-    """Checkpointing recomputes the forward inside the backward and allows one unpack of the saved tensors."""
-    x, mask = padded_batch([5, 3], 4)
-
-    def gradients(run):
-        block = randomize_(MBConv(4, expand_ratio=2)).double()
-        inputs = x.clone().requires_grad_()
-        run(block, inputs).square().sum().backward()
-        return [inputs.grad, *(parameter.grad for parameter in block.parameters())]
-
-    def twice(block, inputs):
-        return block(block(inputs, mask), mask)
-
-    plain = gradients(twice)
-    checkpointed = gradients(lambda block, inputs: checkpoint(twice, block, inputs, use_reentrant=use_reentrant))
-    for got, expected in zip(checkpointed, plain, strict=True):
-        torch.testing.assert_close(got, expected, atol=0, rtol=0)
+    assert_checkpointing_exact(lambda: randomize_(MBConv(4, expand_ratio=2)).double(), 4, use_reentrant=use_reentrant)
