@@ -119,29 +119,24 @@ class _MixedKernelConv(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        saved = ctx.saved_tensors  # once: a checkpointed graph refuses a second unpack
-        with torch.autocast(grad_out.device.type, enabled=False):
-            return _MixedKernelConv._backward(ctx, saved, grad_out.to(saved[3].dtype).contiguous())
-
-    @staticmethod
-    def _backward(ctx, saved, grad_out):
-        keys, queries, bank, alpha, kernels, windows = saved
+        # The saved tensors are read once: a checkpointed graph refuses a second unpack.
+        keys, queries, bank, alpha, kernels, windows = ctx.saved_tensors
+        grad_out = grad_out.to(alpha.dtype).contiguous()
         batch, out_length, _ = grad_out.shape
         kernel_size, in_channels = bank.shape[1], keys.shape[1]
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_windows = scratch("grad_windows", windows.shape, grad_out)
-            torch.bmm(grad_out, kernels.transpose(1, 2), out=grad_windows)
-            grad_windows = grad_windows.view(batch, out_length, kernel_size, in_channels)
-            grad_x = _sum_windows(grad_windows, ctx.length, ctx.front)
-        if not any(ctx.needs_input_grad[1:4]):
-            return grad_x, None, None, None, None
-        grad_kernels = scratch("grad_kernels", kernels.shape, grad_out)
-        torch.bmm(windows.transpose(1, 2), grad_out, out=grad_kernels)
-        grads = _mix_backward(
-            keys, queries, bank, alpha, grad_kernels.view(batch, kernel_size, -1), ctx.needs_input_grad[1:4]
-        )
-        return grad_x, *grads, None
+        grad_x = grads = None
+        with torch.autocast(grad_out.device.type, enabled=False):
+            if ctx.needs_input_grad[0]:
+                grad_windows = scratch("grad_windows", windows.shape, grad_out)
+                torch.bmm(grad_out, kernels.transpose(1, 2), out=grad_windows)
+                grad_windows = grad_windows.view(batch, out_length, kernel_size, in_channels)
+                grad_x = _sum_windows(grad_windows, ctx.length, ctx.front)
+            if any(ctx.needs_input_grad[1:4]):
+                grad_kernels = scratch("grad_kernels", kernels.shape, grad_out)
+                torch.bmm(windows.transpose(1, 2), grad_out, out=grad_kernels)
+                grad_kernels = grad_kernels.view(batch, kernel_size, -1)
+                grads = _mix_backward(keys, queries, bank, alpha, grad_kernels, ctx.needs_input_grad[1:4])
+        return grad_x, *(grads or (None, None, None)), None
 
 
 def _sum_windows(grad_windows: torch.Tensor, length: int, front: int) -> torch.Tensor:
@@ -167,11 +162,10 @@ def _mix(keys: torch.Tensor, queries: torch.Tensor, bank: torch.Tensor) -> tuple
     Shape:
         keys: (M, C_in, D), queries: (B, C_out, D), bank: (M, ks^d) → α: (B, M, C_in·C_out), W: (B, ks^d, C_in·C_out)
     """
-    num_kernels, in_channels, key_dim = keys.shape
+    num_kernels, in_channels, _ = keys.shape
     batch, out_channels, _ = queries.shape
-    flat_keys = keys.reshape(1, num_kernels * in_channels, key_dim).expand(batch, -1, -1)
     logits_shape = (batch, num_kernels * in_channels, out_channels)
-    logits = torch.bmm(flat_keys, queries.transpose(1, 2), out=scratch("mixture", logits_shape, queries))
+    logits = torch.bmm(_flat_keys(keys, batch), queries.transpose(1, 2), out=scratch("mixture", logits_shape, queries))
     alpha = logits.view(batch, num_kernels, -1).softmax(dim=1)
     return alpha, torch.bmm(bank.t().expand(batch, -1, -1), alpha)
 
@@ -205,6 +199,14 @@ def _mix_backward(
     if needs_grad[0]:
         grad_keys = torch.bmm(grad_logits, queries).sum(0).view(num_kernels, in_channels, key_dim)
     if needs_grad[1]:
-        flat_keys = keys.reshape(1, num_kernels * in_channels, key_dim).expand(batch, -1, -1)
-        grad_queries = torch.bmm(grad_logits.transpose(1, 2), flat_keys)  # (B, C_out, D)
+        grad_queries = torch.bmm(grad_logits.transpose(1, 2), _flat_keys(keys, batch))  # (B, C_out, D)
     return grad_keys, grad_queries, grad_bank
+
+
+def _flat_keys(keys: torch.Tensor, batch: int) -> torch.Tensor:
+    """The keys as every sample's left-hand side of the logits' product, no copy.
+
+    Shape:
+        keys: (M, C_in, D) → (B, M·C_in, D)
+    """
+    return keys.reshape(1, -1, keys.shape[-1]).expand(batch, -1, -1)
