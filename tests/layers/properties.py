@@ -121,3 +121,15 @@ def assert_checkpointing_exact(make_layer: Callable[[], nn.Module], channels: in
     checkpointed = gradients(lambda layer, inputs: checkpoint(twice, layer, inputs, use_reentrant=use_reentrant))
     for got, expected in zip(checkpointed, plain, strict=True):
         torch.testing.assert_close(got, expected, atol=0, rtol=0)
+
+
+def assert_autocast_takes_reference(layer: nn.Module, channels: int) -> None:
+    """Under bf16 autocast a layer with a CPU fast path runs its ``reference_forward``, exactly, in bf16."""
+    x, mask = padded_batch((5, 3), channels, dtype=torch.float32)
+    layer = layer.eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        out = layer(x, mask)
+        reference = layer.reference_forward(x, mask)
+    torch.testing.assert_close(out, reference, atol=0, rtol=0)
+    with torch.no_grad():
+        assert not torch.equal(out, layer(x, mask))  # the products did run in bf16

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from sandglass.layers.mbconv import MBConv, MBConv2d
 from tests.layers.properties import (
+    assert_autocast_takes_reference,
     assert_causal,
     assert_checkpointing_exact,
     assert_gradcheck,
@@ -237,14 +238,7 @@ def test_mbconv2d_rejects_wrong_input():
 
 
 def test_mbconv_under_autocast_takes_the_reference_path():
-    block = randomize_(MBConv(8, expand_ratio=2)).eval()
-    x, mask = padded_batch([5, 3], 8, dtype=torch.float32)
-    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
-        out = block(x, mask)
-        reference = block.reference_forward(x, mask)
-    torch.testing.assert_close(out, reference, atol=0, rtol=0)
-    with torch.no_grad():
-        assert not torch.equal(out, block(x, mask))  # the products did run in bf16
+    assert_autocast_takes_reference(randomize_(MBConv(8, expand_ratio=2)), 8)
 
 
 @pytest.mark.parametrize("use_reentrant", [False, True])
