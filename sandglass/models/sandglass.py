@@ -22,7 +22,7 @@ from sandglass.layers.masking import zero_padding
 from sandglass.layers.shapes import require_positive
 from sandglass.layers.weight_cache import WeightCache
 from sandglass.models.blocks import BlockStack, make_block, parse_spec
-from sandglass.models.row_max import row_max
+from sandglass.models.row_max import column_max, row_max
 from sandglass.models.transformer import sinusoidal_positions
 
 NOT_A_LABEL = -1e9  # the logit of the ids that are never outputs (bos, eos; the blank when it has a gate)
@@ -258,29 +258,31 @@ class SandGlass(nn.Module):
         """The argmax over the vocabulary of each row's logits ``rows · Wᵀ + b``, ``chunk_rows`` rows at a time.
 
         Equal to ``row_max(F.linear(chunk, *self.vocabulary_projection()))`` per chunk, as the slower reference
-        :meth:`reference_frame_labels` computes it, with three costs of that form avoided: autocast would cast
+        :meth:`reference_frame_labels` computes it, with four costs of that form avoided: autocast would cast
         the ``V × d`` weight again for every chunk, ``addmm`` copies the bias into every block before the
-        product (the bias is zero but at the non-labels, which are filled instead), and each fresh block of
-        logits costs page faults; here the weight is cast once (and kept while it is unchanged, see
-        :meth:`cast_vocabulary_weight`) and one block of logits (and its float32 widening) is reused.
+        product (the bias is zero but at the non-labels, which are filled instead), each fresh block of logits
+        costs page faults, and the block would be widened to float32 for its maximum. Here the weight is cast
+        once (and kept while it is unchanged, see :meth:`cast_vocabulary_weight`), one block of logits is
+        reused, and the logits are made transposed, ``W · chunkᵀ`` of shape ``(V, rows)``: on CPU the bf16
+        product is faster in that orientation (256 rows × 8,000 labels: 0.40 against 0.60 ms) and the maximum
+        down its columns runs vectorized in bf16 (:func:`column_max`).
 
         Shape:
             rows: (R, d) → (R,) long
         """
         device_type = rows.device.type
         dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
-        weight_t = self.cast_vocabulary_weight(dtype).t()
-        rows = rows.to(weight_t.dtype)
-        block = rows.new_empty(min(chunk_rows, rows.shape[0]), weight_t.shape[1])
-        widened = block.float() if weight_t.dtype in (torch.bfloat16, torch.float16) else None
+        weight = self.cast_vocabulary_weight(dtype)
+        rows = rows.to(weight.dtype)
+        vocab_size = weight.shape[0]
+        buffer = rows.new_empty(vocab_size * min(chunk_rows, rows.shape[0]))
         labels = torch.empty(rows.shape[0], dtype=torch.long, device=rows.device)
         for start in range(0, rows.shape[0], chunk_rows):
             chunk = rows[start : start + chunk_rows]
-            logits = torch.mm(chunk, weight_t, out=block[: chunk.shape[0]])
-            logits[:, self.not_label_ids] = NOT_A_LABEL
-            if widened is not None:
-                logits = widened[: chunk.shape[0]].copy_(logits)
-            labels[start : start + chunk.shape[0]] = row_max(logits).indices
+            logits_t = buffer[: vocab_size * chunk.shape[0]].view(vocab_size, chunk.shape[0])
+            torch.mm(weight, chunk.t(), out=logits_t)
+            logits_t[self.not_label_ids] = NOT_A_LABEL
+            labels[start : start + chunk.shape[0]] = column_max(logits_t).indices
         return labels
 
     def cast_vocabulary_weight(self, dtype: torch.dtype | None) -> torch.Tensor:

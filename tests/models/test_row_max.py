@@ -1,16 +1,20 @@
 import pytest
 import torch
 
-from sandglass.models.row_max import row_max
+from sandglass.models.row_max import column_max, row_max
 
 
 def assert_same_as_max(scores: torch.Tensor, block: int) -> None:
+    """Both functions against ``max``: ``row_max`` of the rows, ``column_max`` of the same scores transposed."""
     expected_values, expected_indices = scores.max(dim=-1)
     result = row_max(scores, block=block)
     # Reduced-precision scores come back as float32 values, the same numbers widened; wider dtypes stay.
     widened = expected_values.to(torch.promote_types(scores.dtype, torch.float32))
     torch.testing.assert_close(result.values, widened, atol=0, rtol=0)
     torch.testing.assert_close(result.indices, expected_indices, atol=0, rtol=0)
+    by_column = column_max(scores.t().contiguous(), block=block)
+    torch.testing.assert_close(by_column.values, expected_values, atol=0, rtol=0)
+    torch.testing.assert_close(by_column.indices, expected_indices, atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("columns", [7, 16, 40, 43, 161])
@@ -28,8 +32,9 @@ def test_ties_go_to_the_first_column(columns):
     scores[0] = 5.0
     scores[1, -1] = scores[1, -3] = 9.0
     assert_same_as_max(scores, 8)
-    assert row_max(scores, block=8).indices[0] == 0
-    assert row_max(scores, block=8).indices[1] == columns - 3
+    for indices in (row_max(scores, block=8).indices, column_max(scores.t().contiguous(), block=8).indices):
+        assert indices[0] == 0
+        assert indices[1] == columns - 3
 
 
 def test_the_maximum_in_the_short_final_block():
@@ -37,6 +42,7 @@ def test_the_maximum_in_the_short_final_block():
     scores[0, 9] = 1.0
     scores[1, 8] = 1.0
     assert row_max(scores, block=4).indices.tolist() == [9, 8]
+    assert column_max(scores.t().contiguous(), block=4).indices.tolist() == [9, 8]
 
 
 def test_half_precision_and_no_rows():
@@ -45,10 +51,13 @@ def test_half_precision_and_no_rows():
     assert_same_as_max(torch.randint(0, 3, (60, 43)).half(), 8)  # ties in a reduced precision
     assert_same_as_max(torch.randn(9, 50, dtype=torch.float64), 8)
     assert row_max(torch.randn(9, 50).bfloat16(), block=8).values.dtype == torch.float32
-    result = row_max(torch.randn(0, 50), block=8)
-    assert result.values.shape == result.indices.shape == (0,)
+    assert column_max(torch.randn(50, 9).bfloat16(), block=8).values.dtype == torch.bfloat16
+    for result in (row_max(torch.randn(0, 50), block=8), column_max(torch.randn(50, 0), block=8)):
+        assert result.values.shape == result.indices.shape == (0,)
 
 
 def test_rejects_a_tensor_that_is_not_a_matrix():
     with pytest.raises(ValueError, match=r"\(R, V\)"):
         row_max(torch.randn(2, 3, 4))
+    with pytest.raises(ValueError, match=r"\(V, R\)"):
+        column_max(torch.randn(2, 3, 4))
