@@ -10,8 +10,9 @@ maximum, then the first entry of that block that does. The result is exactly ``m
 under autocast) are widened to float32 first, which is exact: reductions along the contiguous dimension of
 bf16 are not vectorized on CPU, and the widening plus the float32 reduction take about half their time
 (256 × 8,000: 0.60 against 1.13 ms). :func:`column_max` reduces down the columns of a matrix laid out the other
-way, ``(V, R)``; that reduction runs vectorized across the contiguous dimension in any precision, so nothing
-is widened.
+way, ``(V, R)``, and nothing is widened. For 16-bit scores its first level reads their bits as ``int16``, which
+orders them as their values wherever those are positive and reduces six times faster than bf16 (8,000 × 256:
+0.04 against 0.26 ms); the few columns whose maximum is not a positive number take the float path.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def column_max(scores: torch.Tensor, *, block: int = BLOCK_COLUMNS) -> RowMax:
     """
     if scores.dim() != 2:
         raise ValueError(f"expected scores of shape (V, R), got {tuple(scores.shape)}")
+    if scores.dtype in (torch.bfloat16, torch.float16) and scores.shape[0] > block and scores.shape[1] > 0:
+        return _column_max_by_bits(scores, block)
     return _first_max(scores, 0, block)
 
 
@@ -81,3 +84,32 @@ def _first_max(scores: torch.Tensor, dim: int, block: int) -> RowMax:
     read = (first_block.unsqueeze(dim) * block + offsets).clamp_(max=size - 1)
     within = scores.gather(dim, read).max(dim=dim).indices
     return RowMax(values, first_block * block + within)
+
+
+def _column_max_by_bits(scores: torch.Tensor, block: int) -> RowMax:
+    """:func:`column_max` of 16-bit floats, the first level on their bits read as ``int16``.
+
+    A float's sign and magnitude read as a signed integer keep the order of the positive values and put every
+    negative one below them. So where a column's maximum is a positive number, finite or infinite, the first block
+    of the largest integer is the first block that holds it; there the float maximum of that block finishes the
+    job. The other columns (all negative, a maximum of zero that could tie with a -0.0 before it, or a NaN above
+    +inf) are reduced as floats. A NaN of negative sign in a column whose maximum is positive is passed over
+    (``max`` would return it).
+    """
+    size = scores.shape[0]
+    whole = size // block * block
+    bits = scores.view(torch.int16)
+    block_top = bits[:whole].unflatten(0, (whole // block, block)).amax(dim=1)
+    if whole < size:
+        block_top = torch.cat([block_top, bits[whole:].amax(dim=0, keepdim=True)], dim=0)
+    top, first_block = block_top.max(dim=0)
+    offsets = torch.arange(block, device=scores.device).unsqueeze(1)
+    read = (first_block.unsqueeze(0) * block + offsets).clamp_(max=size - 1)
+    values, within = scores.gather(0, read).max(dim=0)
+    indices = first_block * block + within
+    infinity = torch.tensor(float("inf"), dtype=scores.dtype).view(torch.int16).item()
+    unsure = ((top <= 0) | (top > infinity)).nonzero().squeeze(1)
+    if unsure.numel():
+        exact = _first_max(scores.index_select(1, unsure), 0, block)
+        values[unsure], indices[unsure] = exact.values, exact.indices
+    return RowMax(values, indices)

@@ -10,10 +10,10 @@ def assert_same_as_max(scores: torch.Tensor, block: int) -> None:
     result = row_max(scores, block=block)
     # Reduced-precision scores come back as float32 values, the same numbers widened; wider dtypes stay.
     widened = expected_values.to(torch.promote_types(scores.dtype, torch.float32))
-    torch.testing.assert_close(result.values, widened, atol=0, rtol=0)
+    torch.testing.assert_close(result.values, widened, atol=0, rtol=0, equal_nan=True)
     torch.testing.assert_close(result.indices, expected_indices, atol=0, rtol=0)
     by_column = column_max(scores.t().contiguous(), block=block)
-    torch.testing.assert_close(by_column.values, expected_values, atol=0, rtol=0)
+    torch.testing.assert_close(by_column.values, expected_values, atol=0, rtol=0, equal_nan=True)
     torch.testing.assert_close(by_column.indices, expected_indices, atol=0, rtol=0)
 
 
@@ -55,6 +55,27 @@ def test_half_precision_and_no_rows():
     for result in (row_max(torch.randn(0, 50), block=8), column_max(torch.randn(50, 0), block=8)):
         assert result.values.shape == result.indices.shape == (0,)
 
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_sixteen_bit_columns_read_as_integers_stay_exact(dtype):
+    """``column_max`` orders 16-bit scores by their bits where a column's maximum is positive; the columns where
+    that order is not the values' (all negative, a zero maximum after a -0.0, a NaN) must still come out right."""
+    torch.manual_seed(3)
+    scores = torch.randn(12, 90).to(dtype)  # (R, V): the helper hands column_max the transpose
+    scores[1] = -scores[1].abs() - 0.5  # every score negative
+    scores[2] = -scores[2].abs() - 0.5
+    scores[2, 10], scores[2, 40] = -0.0, 0.0  # the maximum is zero, and -0.0 comes first
+    scores[3, 20] = scores[3, 70] = float("inf")  # tied infinities in two blocks
+    scores[4, 5] = float("nan")
+    bits = scores.view(torch.int16)
+    smallest_nan = 0x7F81 if dtype == torch.bfloat16 else 0x7C01
+    bits[7, 5], bits[7, 60] = smallest_nan, 0x7FFF  # two positive NaNs: the first one is the smaller integer
+    assert scores[7, 5].isnan() and scores[7, 60].isnan()
+    scores[5] = 1.0  # every score ties
+    scores[6, 89] = 100.0  # the maximum in the short final block
+    assert_same_as_max(scores, 8)
+    assert_same_as_max(torch.randn(300, 1000).to(dtype), 160)
 
 def test_rejects_a_tensor_that_is_not_a_matrix():
     with pytest.raises(ValueError, match=r"\(R, V\)"):
