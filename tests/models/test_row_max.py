@@ -56,7 +56,6 @@ def test_half_precision_and_no_rows():
         assert result.values.shape == result.indices.shape == (0,)
 
 
-
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_sixteen_bit_columns_read_as_integers_stay_exact(dtype):
     """``column_max`` orders 16-bit scores by their bits where a column's maximum is positive; the columns where
@@ -76,6 +75,7 @@ def test_sixteen_bit_columns_read_as_integers_stay_exact(dtype):
     scores[6, 89] = 100.0  # the maximum in the short final block
     assert_same_as_max(scores, 8)
     assert_same_as_max(torch.randn(300, 1000).to(dtype), 160)
+
 
 def test_rejects_a_tensor_that_is_not_a_matrix():
     with pytest.raises(ValueError, match=r"\(R, V\)"):
