@@ -4,7 +4,8 @@ On CPU, ``Tensor.max(dim)`` and ``argmax`` keep a running index beside the runni
 vectorized: over a block of frame logits (256 × 4,000) they take about as long as a tenth of the vocabulary
 projection that made them. ``amax`` has no index to keep and runs about twelve times faster, so the reduction
 runs in two levels: the maximum of every block of ``block`` entries, then the first block that holds the
-maximum, then the first entry of that block that does. The result is exactly ``max(dim)``'s.
+maximum, then the first entry of that block that does. The result is exactly ``max(dim)``'s (but for a NaN of
+negative sign in 16-bit scores, see :func:`column_max`).
 
 :func:`row_max` reduces along the rows, the contiguous dimension. Scores of a reduced precision (bf16 logits
 under autocast) are widened to float32 first, which is exact: reductions along the contiguous dimension of
@@ -56,6 +57,8 @@ def column_max(scores: torch.Tensor, *, block: int = BLOCK_COLUMNS) -> RowMax:
 
         values[r] = max_v scores[v, r],   indices[r] = min {v : scores[v, r] = values[r]}
 
+    For bf16 or float16 scores, a NaN of negative sign in a column whose maximum is positive is passed over.
+
     Shape:
         scores: (V, R) → RowMax(values (R,), indices (R,))
     """
@@ -68,22 +71,10 @@ def column_max(scores: torch.Tensor, *, block: int = BLOCK_COLUMNS) -> RowMax:
 
 def _first_max(scores: torch.Tensor, dim: int, block: int) -> RowMax:
     """The two-level maximum along ``dim`` (0 or 1) of a matrix."""
-    size = scores.shape[dim]
-    if size <= block or scores.shape[1 - dim] == 0:
+    if scores.shape[dim] <= block or scores.shape[1 - dim] == 0:
         values, indices = scores.max(dim=dim)
         return RowMax(values, indices)
-    whole = size // block * block
-    block_max = scores.narrow(dim, 0, whole).unflatten(dim, (whole // block, block)).amax(dim=dim + 1)
-    if whole < size:
-        tail_max = scores.narrow(dim, whole, size - whole).amax(dim=dim, keepdim=True)
-        block_max = torch.cat([block_max, tail_max], dim=dim)
-    values, first_block = block_max.max(dim=dim)
-    # Entries past the last one (in a short final block) read the last one again: they come after it, so the
-    # first maximum found in the block is never one of them.
-    offsets = torch.arange(block, device=scores.device).unsqueeze(1 - dim)
-    read = (first_block.unsqueeze(dim) * block + offsets).clamp_(max=size - 1)
-    within = scores.gather(dim, read).max(dim=dim).indices
-    return RowMax(values, first_block * block + within)
+    return _blocked_max(scores, scores, dim, block)[0]
 
 
 def _column_max_by_bits(scores: torch.Tensor, block: int) -> RowMax:
@@ -91,25 +82,33 @@ def _column_max_by_bits(scores: torch.Tensor, block: int) -> RowMax:
 
     A float's sign and magnitude read as a signed integer keep the order of the positive values and put every
     negative one below them. So where a column's maximum is a positive number, finite or infinite, the first block
-    of the largest integer is the first block that holds it; there the float maximum of that block finishes the
+    of the largest integer is the first block that holds it, and the float maximum of that block finishes the
     job. The other columns (all negative, a maximum of zero that could tie with a -0.0 before it, or a NaN above
     +inf) are reduced as floats. A NaN of negative sign in a column whose maximum is positive is passed over
     (``max`` would return it).
     """
-    size = scores.shape[0]
-    whole = size // block * block
-    bits = scores.view(torch.int16)
-    block_top = bits[:whole].unflatten(0, (whole // block, block)).amax(dim=1)
-    if whole < size:
-        block_top = torch.cat([block_top, bits[whole:].amax(dim=0, keepdim=True)], dim=0)
-    top, first_block = block_top.max(dim=0)
-    offsets = torch.arange(block, device=scores.device).unsqueeze(1)
-    read = (first_block.unsqueeze(0) * block + offsets).clamp_(max=size - 1)
-    values, within = scores.gather(0, read).max(dim=0)
-    indices = first_block * block + within
+    result, top = _blocked_max(scores, scores.view(torch.int16), 0, block)
     infinity = torch.tensor(float("inf"), dtype=scores.dtype).view(torch.int16).item()
     unsure = ((top <= 0) | (top > infinity)).nonzero().squeeze(1)
     if unsure.numel():
         exact = _first_max(scores.index_select(1, unsure), 0, block)
-        values[unsure], indices[unsure] = exact.values, exact.indices
-    return RowMax(values, indices)
+        result.values[unsure], result.indices[unsure] = exact.values, exact.indices
+    return result
+
+
+def _blocked_max(scores: torch.Tensor, order: torch.Tensor, dim: int, block: int) -> tuple[RowMax, torch.Tensor]:
+    """The maximum along ``dim`` of ``scores``, its blocks ranked by ``order`` (``scores`` itself, or a view of it
+    whose maxima pick the same blocks), and the largest ``order`` of each line."""
+    size = scores.shape[dim]
+    whole = size // block * block
+    block_top = order.narrow(dim, 0, whole).unflatten(dim, (whole // block, block)).amax(dim=dim + 1)
+    if whole < size:
+        tail_top = order.narrow(dim, whole, size - whole).amax(dim=dim, keepdim=True)
+        block_top = torch.cat([block_top, tail_top], dim=dim)
+    top, first_block = block_top.max(dim=dim)
+    # Entries past the last one (in a short final block) read the last one again: they come after it, so the
+    # first maximum found in the block is never one of them.
+    offsets = torch.arange(block, device=scores.device).unsqueeze(1 - dim)
+    read = (first_block.unsqueeze(dim) * block + offsets).clamp_(max=size - 1)
+    values, within = scores.gather(dim, read).max(dim=dim)
+    return RowMax(values, first_block * block + within), top
