@@ -23,6 +23,10 @@ from dataclasses import dataclass
 import torch
 
 BLOCK_COLUMNS = 160
+# +inf's bits read as int16, per 16-bit float type: every larger integer of positive sign is a NaN.
+_INFINITY_BITS = {
+    dtype: int(torch.tensor(float("inf"), dtype=dtype).view(torch.int16)) for dtype in (torch.bfloat16, torch.float16)
+}
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,7 @@ def _column_max_by_bits(scores: torch.Tensor, block: int) -> RowMax:
     (``max`` would return it).
     """
     result, top = _blocked_max(scores, scores.view(torch.int16), 0, block)
-    infinity = torch.tensor(float("inf"), dtype=scores.dtype).view(torch.int16).item()
-    unsure = ((top <= 0) | (top > infinity)).nonzero().squeeze(1)
+    unsure = ((top <= 0) | (top > _INFINITY_BITS[scores.dtype])).nonzero().squeeze(1)
     if unsure.numel():
         exact = _first_max(scores.index_select(1, unsure), 0, block)
         result.values[unsure], result.indices[unsure] = exact.values, exact.indices
