@@ -18,12 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from sandglass.layers.scratch import scratch
 from sandglass.loss.ctc import check_ctc_shapes
 from sandglass.loss.output import LossOutput, accumulation_dtype, per_target_token
 
-# Elements of the vocabulary-sized tensors normalized at once: a block of rows stays in cache between its passes
-# (on CPU, 16 rows of 8k are several times faster than whole frames).
-_BLOCK_ELEMENTS = 1 << 17
+# Elements of the vocabulary-sized tensors normalized at once, in one reused scratch buffer: a block of rows stays
+# in cache between its passes (on a 2-core CPU at V = 8,000, 64 rows beat 16, 128 and 256).
+_BLOCK_ELEMENTS = 1 << 19
 # Frames projected onto the vocabulary at once by ctc_loss_from_features: of 128, 256 and 512, 256 trained
 # fastest on a 2-core CPU at d = 256 and V = 8,000 (enough rows for an efficient product, a block of a few MiB).
 _PROJECTION_ROWS = 256
@@ -135,17 +136,28 @@ def _alignment_posteriors(
 
 
 def _normalize_rows(logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``log Σ_v exp(logits[r, v])`` of each row, in ``dtype``, over blocks of rows that stay in cache.
+    """``log Σ_v exp(logits[r, v])`` of each (finite) row, in ``dtype``, over blocks of rows that stay in cache.
+
+    Each block is copied into one scratch buffer and worked on in place there, so that no vocabulary-sized
+    tensor is allocated (on CPU a fresh one costs page faults).
 
     Shape:
         logits: (R, V) → (R,)
     """
     block = max(1, _BLOCK_ELEMENTS // logits.shape[-1])
-    return torch.cat([torch.logsumexp(part.to(dtype), dim=-1) for part in logits.split(block)])
+    log_norm = torch.empty(logits.shape[0], dtype=dtype, device=logits.device)
+    for part, part_norm in zip(logits.split(block), log_norm.split(block), strict=True):
+        staged = scratch("ctc_rows", part.shape, log_norm)
+        staged.copy_(part)
+        top = staged.amax(dim=-1, keepdim=True)
+        torch.sum(staged.sub_(top).exp_(), dim=-1, out=part_norm)
+        part_norm.log_().add_(top.squeeze(-1))
+    return log_norm
 
 
 def _write_logit_gradient(
     logits: torch.Tensor,
+    log_norm: torch.Tensor,
     columns: torch.Tensor,
     occupancy: torch.Tensor,
     weight: torch.Tensor,
@@ -153,15 +165,17 @@ def _write_logit_gradient(
     label_share: torch.Tensor | None = None,
 ) -> None:
     """``out = weight · (N · softmax(logits) − γ)``, with ``γ`` the occupancy scattered onto its columns, block by
-    block; ``N`` is ``label_share`` (1 when None).
+    block; ``N`` is ``label_share`` (1 when None). ``softmax(logits) = exp(logits − log_norm)``, with the rows'
+    log-normalizers of the forward pass, computed in a scratch buffer.
 
     Shape:
-        logits: (R, V), columns: (R, 1 + S) long, occupancy: (R, 1 + S), weight: (R, 1), out: (R, V),
-        label_share: (R, 1) or None
+        logits: (R, V), log_norm: (R,), columns: (R, 1 + S) long, occupancy: (R, 1 + S), weight: (R, 1),
+        out: (R, V), label_share: (R, 1) or None
     """
     block = max(1, _BLOCK_ELEMENTS // logits.shape[-1])
     parts = zip(
         logits.split(block),
+        log_norm.unsqueeze(-1).split(block),
         out.split(block),
         columns.split(block),
         occupancy.split(block),
@@ -169,10 +183,32 @@ def _write_logit_gradient(
         (weight if label_share is None else label_share * weight).split(block),
         strict=True,
     )
-    for part, part_out, part_columns, part_occupancy, part_weight, part_probs_weight in parts:
-        probs = torch.softmax(part, dim=-1, dtype=occupancy.dtype).mul_(part_probs_weight)
+    for part, part_norm, part_out, part_columns, part_occupancy, part_weight, part_probs_weight in parts:
+        probs = scratch("ctc_rows", part.shape, occupancy)
+        probs.copy_(part)
+        probs.sub_(part_norm).exp_().mul_(part_probs_weight)
         probs.scatter_add_(-1, part_columns, part_occupancy * -part_weight)
         part_out.copy_(probs)
+
+
+def _project(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``rows · weightᵀ + bias`` in a scratch buffer, valid until the next call: a fresh block of logits costs
+    more in page faults on CPU than the product that fills it.
+
+    Shape:
+        rows: (R, d), weight: (V, d), bias: (V,) or None → (R, V)
+    """
+    out = scratch("ctc_logits", (rows.shape[0], weight.shape[0]), rows)
+    if bias is None:
+        return torch.mm(rows, weight.t(), out=out)
+    return torch.addmm(bias, rows, weight.t(), out=out)
+
+
+def _accumulate(total: torch.Tensor, part: torch.Tensor) -> None:
+    """``total += part`` with ``part`` widened to ``total``'s dtype in a scratch buffer, not in a fresh tensor."""
+    if part.dtype != total.dtype:
+        part = scratch("ctc_widened", part.shape, total).copy_(part)
+    total += part
 
 
 class _CTCFromLogits(torch.autograd.Function):
@@ -194,17 +230,18 @@ class _CTCFromLogits(torch.autograd.Function):
         gathered = logits.gather(-1, columns.unsqueeze(0).expand(frames, -1, -1))
         small = gathered.to(accumulate) - log_norm.unsqueeze(-1)  # log p_t of the blank and each target label
         losses, occupancy, counted = _alignment_posteriors(small, output_lengths, target, target_lengths)
-        ctx.save_for_backward(logits, columns, occupancy, counted)
+        ctx.save_for_backward(logits, log_norm, columns, occupancy, counted)
         return losses
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_losses: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        logits, columns, occupancy, counted = ctx.saved_tensors
+        logits, log_norm, columns, occupancy, counted = ctx.saved_tensors
         frames, _, vocab = logits.shape
         grad = torch.empty_like(logits)
         _write_logit_gradient(
             logits.view(-1, vocab),
+            log_norm.view(-1),
             columns.unsqueeze(0).expand(frames, -1, -1).reshape(-1, columns.shape[-1]),
             occupancy.view(-1, occupancy.shape[-1]),
             (counted * grad_losses).view(-1, 1),
@@ -244,23 +281,24 @@ class _CTCFromFeatures(torch.autograd.Function):
             for row_block, column_block in zip(
                 rows.split(_PROJECTION_ROWS), columns.split(_PROJECTION_ROWS), strict=True
             ):
-                logits = F.linear(row_block, weight, bias)
+                logits = _project(row_block, weight, bias)
                 log_norm.append(_normalize_rows(logits, accumulate))
                 gathered.append(logits.gather(-1, column_block))
-            small = torch.cat(gathered).to(accumulate) - torch.cat(log_norm).unsqueeze(-1)
+            log_norm = torch.cat(log_norm)
+            small = torch.cat(gathered).to(accumulate) - log_norm.unsqueeze(-1)
             gate = None if blank_logits is None else blank_logits.reshape(-1, 1).to(accumulate)
             if gate is not None:
                 small = torch.cat([F.logsigmoid(gate), small[:, 1:] + F.logsigmoid(-gate)], dim=1)
             small = small.view(batch, frames, -1).transpose(0, 1)  # time-major, as CTC reads it
             losses, occupancy, counted = _alignment_posteriors(small, output_lengths, target, target_lengths)
         ctx.gate_dtype = None if blank_logits is None else blank_logits.dtype
-        ctx.save_for_backward(rows, weight, bias, gate, columns, occupancy.transpose(0, 1), counted.t())
+        ctx.save_for_backward(rows, weight, bias, gate, log_norm, columns, occupancy.transpose(0, 1), counted.t())
         return losses
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_losses: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        rows, weight, bias, gate, columns, occupancy, counted = ctx.saved_tensors
+        rows, weight, bias, gate, log_norm, columns, occupancy, counted = ctx.saved_tensors
         features_dtype, weight_dtype = ctx.dtypes
         need_features, need_weight, need_bias = ctx.needs_input_grad[:3]
         accumulate = accumulation_dtype(rows.dtype)
@@ -279,17 +317,18 @@ class _CTCFromFeatures(torch.autograd.Function):
         # One buffer for a group of blocks' logit gradients; the last, shorter group uses its first rows. The
         # products for the gradients of the features and the weight run once per group.
         group_rows = _PROJECTION_ROWS * _BLOCKS_PER_PRODUCT
-        buffer = rows.new_empty(min(group_rows, rows.shape[0]), weight.shape[0])
+        buffer = scratch("ctc_logit_gradient", (min(group_rows, rows.shape[0]), weight.shape[0]), rows)
         with torch.autocast(rows.device.type, enabled=False):
             for group_start in range(0, rows.shape[0], group_rows):
                 group = slice(group_start, group_start + group_rows)
                 group_grad = buffer[: rows[group].shape[0]]
                 for start in range(0, group_grad.shape[0], _PROJECTION_ROWS):
                     block = slice(group_start + start, group_start + start + _PROJECTION_ROWS)
-                    logits = F.linear(rows[block], weight, bias)
+                    logits = _project(rows[block], weight, bias)
                     grad_logits = group_grad[start : start + logits.shape[0]]
                     _write_logit_gradient(
                         logits,
+                        log_norm[block],
                         columns[block],
                         occupancy[block],
                         row_weight[block],
@@ -299,7 +338,10 @@ class _CTCFromFeatures(torch.autograd.Function):
                 if grad_rows is not None:
                     torch.mm(group_grad, weight, out=grad_rows[group])
                 if grad_weight is not None:
-                    grad_weight += torch.mm(group_grad.t(), rows[group]).to(accumulate)
+                    _accumulate(
+                        grad_weight,
+                        torch.mm(group_grad.t(), rows[group], out=scratch("ctc_weight", weight.shape, weight)),
+                    )
                 if grad_bias is not None:
                     grad_bias += group_grad.sum(dim=0, dtype=accumulate)
         return (
