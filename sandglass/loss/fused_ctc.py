@@ -276,15 +276,15 @@ class _CTCFromFeatures(torch.autograd.Function):
         weight, bias = weight.to(dtype), None if bias is None else bias.to(dtype)
         columns = _label_columns(target, blank).repeat_interleave(frames, dim=0)  # (B·T, 1 + S)
         accumulate = accumulation_dtype(dtype)
-        log_norm, gathered = [], []
+        block_norms, gathered = [], []
         with torch.autocast(device_type, enabled=False):
             for row_block, column_block in zip(
                 rows.split(_PROJECTION_ROWS), columns.split(_PROJECTION_ROWS), strict=True
             ):
                 logits = _project(row_block, weight, bias)
-                log_norm.append(_normalize_rows(logits, accumulate))
+                block_norms.append(_normalize_rows(logits, accumulate))
                 gathered.append(logits.gather(-1, column_block))
-            log_norm = torch.cat(log_norm)
+            log_norm = torch.cat(block_norms)
             small = torch.cat(gathered).to(accumulate) - log_norm.unsqueeze(-1)
             gate = None if blank_logits is None else blank_logits.reshape(-1, 1).to(accumulate)
             if gate is not None:
