@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sandglass.layers.channels_last import SequenceConv1d
-from sandglass.layers.masking import attention_mask, zero_padding
+from sandglass.layers.masking import attention_mask, zero_output_padding, zero_padding
 from sandglass.layers.padding import same_padding, same_padding_2d
 from sandglass.layers.relative_logits import RelativeEmbedding
 from sandglass.layers.shapes import check_image, check_sequence, require_divisible, require_positive
@@ -118,7 +118,7 @@ class AugmentedAttention(nn.Module):
             logits = logits + self.relative(q, positions, positions)
         allowed = attention_mask(mask, length, length, self.causal, x.device)
         heads = _attend(logits, v, allowed)
-        return zero_padding(self.out(_merge_heads(heads)), mask)
+        return zero_output_padding(self.out(_merge_heads(heads)), mask)
 
 
 class AugmentedAttention2d(nn.Module):
@@ -224,7 +224,7 @@ class AugmentedConv(nn.Module):
         x = zero_padding(x, mask)
         local = self.conv(x)
         y = torch.cat([local, self.attention(x, mask)], dim=-1)
-        return zero_padding(y, mask)
+        return zero_output_padding(y, mask)
 
 
 class AugmentedConv2d(nn.Module):

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from sandglass.layers.channels_last import SequenceConv1d
-from sandglass.layers.masking import zero_padding
+from sandglass.layers.masking import zero_output_padding, zero_padding
 from sandglass.layers.padding import same_padding
 from sandglass.layers.shapes import check_sequence, require_divisible, require_positive
 
@@ -82,4 +82,4 @@ class Conv(ConvBanksBase):
         x = zero_padding(x, mask)
         outputs = [bank(x) for bank in self.banks]
         y = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
-        return zero_padding(y, mask)
+        return zero_output_padding(y, mask)

@@ -30,7 +30,7 @@ from torch import nn
 from sandglass.layers.channels_last import sequence_windows
 from sandglass.layers.context_conv import ContextConvBase, conv1d_same, image_context, sequence_context
 from sandglass.layers.kernel_mixture import bank_mixture_weights, mixed_kernel_conv, mixed_kernels
-from sandglass.layers.masking import zero_padding
+from sandglass.layers.masking import zero_output_padding, zero_padding
 from sandglass.layers.padding import same_padding, same_padding_2d
 from sandglass.layers.shapes import check_image, check_sequence
 
@@ -214,7 +214,7 @@ class DotProductKernelConv(_DotProductKernelConvNd):
                 kernels = self.sample_kernels(context.squeeze(1))  # (B, ks, C_in, C_out)
                 y = sample_window_conv(x, kernels, padding)
             y = y if self.bias is None else y + self.bias
-        return zero_padding(y, mask)
+        return zero_output_padding(y, mask)
 
     def causal_mix(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """Per-position kernels: the bank responses ``z[i, m] = K[m] * x_i``, mixed by each position's ``α``.

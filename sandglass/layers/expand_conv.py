@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from sandglass.layers.channels_last import WindowConvTranspose1d
-from sandglass.layers.masking import full_mask, zero_padding
+from sandglass.layers.masking import full_mask, zero_output_padding
 from sandglass.layers.reduce_conv import WindowConvBase
 from sandglass.layers.shapes import check_sequence
 
@@ -26,8 +26,8 @@ class ExpandConv(WindowConvBase):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         check_sequence(x, mask, self.in_channels, type(self).__name__)
-        y = self.conv(zero_padding(x, mask))
+        y = self.conv(zero_output_padding(x, mask))
         if mask is None:
             return y, full_mask(y)
         y_mask = mask.repeat_interleave(self.kernel_size, dim=1)
-        return zero_padding(y, y_mask), y_mask
+        return zero_output_padding(y, y_mask), y_mask

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from sandglass.layers.context_conv import ContextConvBase, conv1d_same, conv2d_same, image_context, sequence_context
-from sandglass.layers.masking import zero_padding
+from sandglass.layers.masking import zero_output_padding, zero_padding
 from sandglass.layers.shapes import check_image, check_sequence
 
 
@@ -110,7 +110,7 @@ class FCGeneratedKernelConv(_FCGeneratedKernelConvNd):
         x = zero_padding(x, mask)
         context = sequence_context(x, mask, self.causal)  # (B, 1 or T, C_in)
         responses = conv1d_same(x.transpose(1, 2), self.basis_kernels(), causal=self.causal).transpose(1, 2)
-        return zero_padding(self.mix(context, responses), mask)
+        return zero_output_padding(self.mix(context, responses), mask)
 
 
 class FCGeneratedKernelConv2d(_FCGeneratedKernelConvNd):

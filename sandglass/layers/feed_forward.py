@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sandglass.layers.masking import zero_padding
+from sandglass.layers.masking import zero_output_padding
 from sandglass.layers.shapes import check_sequence, require_positive
 
 
@@ -30,4 +30,4 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_sequence(x, mask, self.dim, type(self).__name__)
-        return zero_padding(self.fc2(self.dropout(F.gelu(self.fc1(x)))), mask)
+        return zero_output_padding(self.fc2(self.dropout(F.gelu(self.fc1(x)))), mask)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from sandglass.layers.context_conv import ContextConvBase, conv1d_same, conv2d_same, image_context, sequence_context
-from sandglass.layers.masking import zero_padding
+from sandglass.layers.masking import zero_output_padding, zero_padding
 from sandglass.layers.shapes import check_image, check_sequence
 
 
@@ -84,7 +84,7 @@ class KernelWeightedConv(_KernelWeightedConvNd):
         y = weights * responses
         if self.bias is not None:
             y = y + self.bias
-        return zero_padding(y, mask)
+        return zero_output_padding(y, mask)
 
 
 class KernelWeightedConv2d(_KernelWeightedConvNd):

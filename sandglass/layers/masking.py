@@ -1,11 +1,24 @@
 """Padding-mask arithmetic shared by the 1-D layers.
 
 A mask is a bool tensor of shape ``(B, T)``, true on real tokens. ``None`` means "every position is real".
+
+A layer zeroes the padding of what it reads across positions (the input of a convolution or a reduce) with
+:func:`zero_padding`, and zeroes the padding of its output with :func:`zero_output_padding`, so that its output is
+a clean padded batch. Inside :func:`padding_outputs_unzeroed` the second kind is skipped: a model whose every
+cross-position read zeroes its own input, and whose consumers read only real positions, gets the same values at
+its real positions (and the same gradients, since the loss gives padding none) without a pass over each block's
+output, while its padding positions hold whatever the position-wise arithmetic left there.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
 import torch
+
+_ZERO_OUTPUT_PADDING: ContextVar[bool] = ContextVar("sandglass_zero_output_padding", default=True)
 
 
 def zero_padding(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -17,6 +30,26 @@ def zero_padding(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     if mask is None:
         return x
     return x * mask.unsqueeze(-1).to(x.dtype)
+
+
+def zero_output_padding(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Zero the padding positions of a layer's output, except inside :func:`padding_outputs_unzeroed`.
+
+    Shape:
+        x: (B, T, C), mask: (B, T) → (B, T, C)
+    """
+    return zero_padding(x, mask) if _ZERO_OUTPUT_PADDING.get() else x
+
+
+@contextlib.contextmanager
+def padding_outputs_unzeroed() -> Iterator[None]:
+    """Within this context layers leave the padding positions of their outputs unzeroed (see the module
+    docstring); the values at real positions do not change. Restored on exit, exception or not."""
+    token = _ZERO_OUTPUT_PADDING.set(False)
+    try:
+        yield
+    finally:
+        _ZERO_OUTPUT_PADDING.reset(token)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

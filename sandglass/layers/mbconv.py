@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sandglass.layers.inverted_bottleneck import as_channels_last_image, inverted_bottleneck
-from sandglass.layers.masking import zero_padding
+from sandglass.layers.masking import zero_output_padding, zero_padding
 from sandglass.layers.padding import same_padding, same_padding_2d
 from sandglass.layers.shapes import check_image, check_sequence, require_positive
 from sandglass.layers.squeeze_excitation import SqueezeExcitation, SqueezeExcitation2d
@@ -82,7 +82,7 @@ class MBConv(nn.Module):
             mask,
             front,
         )
-        return zero_padding(x + self.dropout(hidden), mask)
+        return zero_output_padding(x + self.dropout(hidden), mask)
 
     def reference_forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The block composed of autograd's operations: the slow reference of the fused hidden path, and the
@@ -101,7 +101,7 @@ class MBConv(nn.Module):
         if self.se is not None:
             # The projection is per position and the output is masked, so the gate need not zero the padding.
             hidden = hidden * self.se.gate(hidden, mask)
-        return zero_padding(x + self.dropout(self.project(hidden)), mask)
+        return zero_output_padding(x + self.dropout(self.project(hidden)), mask)
 
     def depthwise_conv(self, hidden: torch.Tensor) -> torch.Tensor:
         """The depthwise conv on channels-last input, run as a ``(k, 1)`` conv2d in ``channels_last`` memory format.

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from sandglass.layers.masking import attention_mask, zero_padding
+from sandglass.layers.masking import attention_mask, zero_output_padding, zero_padding
 from sandglass.layers.shapes import check_sequence, require_positive
 
 
@@ -52,7 +52,7 @@ class MirrorAttention(nn.Module):
         encoder_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         self._check_inputs(decoder_out, encoder_out, decoder_mask, encoder_mask)
-        decoder_value, decoder_key = self.split(zero_padding(decoder_out, decoder_mask))
+        decoder_value, decoder_key = self.split(zero_output_padding(decoder_out, decoder_mask))
         encoder_value, encoder_key = self.split(zero_padding(encoder_out, encoder_mask))
         scores = decoder_key @ encoder_key.transpose(1, 2)
         if self.scaled:
@@ -68,7 +68,7 @@ class MirrorAttention(nn.Module):
             scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
             weights = torch.softmax(scores, dim=-1) * allowed
         y = torch.cat([decoder_value, weights @ encoder_value], dim=-1)
-        return zero_padding(y, decoder_mask)
+        return zero_output_padding(y, decoder_mask)
 
     def _check_inputs(
         self,

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sandglass.layers.channels_last import WindowConv1d, WindowConvTranspose1d
-from sandglass.layers.masking import full_mask, zero_padding
+from sandglass.layers.masking import full_mask, zero_output_padding, zero_padding
 from sandglass.layers.shapes import check_sequence, require_positive
 
 
@@ -84,4 +84,4 @@ class ReduceConv(WindowConvBase):
         x, mask = pad_to_windows(x, mask, self.kernel_size)
         y = self.conv(x)
         y_mask = window_mask(mask, self.kernel_size)
-        return zero_padding(y, y_mask), y_mask
+        return zero_output_padding(y, y_mask), y_mask

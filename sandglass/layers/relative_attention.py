@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sandglass.layers.masking import attention_mask, zero_padding
+from sandglass.layers.masking import attention_mask, zero_output_padding
 from sandglass.layers.shapes import check_image, check_sequence, require_divisible, require_positive
 from sandglass.layers.weight_cache import WeightCache
 
@@ -138,7 +138,7 @@ class RelativeAttention(nn.Module):
             weights = torch.softmax(q @ k.transpose(-2, -1) * self.scale + bias, dim=-1)
             weights = self.attn_dropout(weights)
             heads = weights @ v + torch.einsum("bhij,ijd->bhid", weights, self.value_offsets[offsets.T])
-        return zero_padding(self.out(merge_heads(heads)), mask)
+        return zero_output_padding(self.out(merge_heads(heads)), mask)
 
     def offset_bias(self, table: torch.Tensor, length: int, dtype: torch.dtype) -> torch.Tensor:
         """CoAtNet's ``w[h, clip(i - j)]`` for every query ``i`` and key ``j``, in ``dtype`` (under autocast the

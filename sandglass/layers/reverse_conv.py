@@ -9,7 +9,7 @@ from torch import nn
 
 from sandglass.layers.channels_last import sequence_conv
 from sandglass.layers.conv import ConvBanksBase
-from sandglass.layers.masking import zero_padding
+from sandglass.layers.masking import zero_output_padding, zero_padding
 from sandglass.layers.padding import same_padding
 from sandglass.layers.shapes import check_sequence
 from sandglass.layers.weight_cache import WeightCache
@@ -72,7 +72,7 @@ class ReverseConv(ConvBanksBase):
         y = self.scatter(x) if torch.is_grad_enabled() else self.gather(x)
         if self.bias is not None:
             y = y + self.bias
-        return zero_padding(y, mask)
+        return zero_output_padding(y, mask)
 
     def scatter(self, x: torch.Tensor) -> torch.Tensor:
         """The banks' summed transposed convolutions, cropped to the input length (no bias).

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sandglass.layers.masking import causal_mean, masked_mean, zero_padding
+from sandglass.layers.masking import causal_mean, masked_mean, zero_output_padding
 from sandglass.layers.shapes import check_image, check_sequence, require_positive
 
 
@@ -32,7 +32,7 @@ class SqueezeExcitation(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_sequence(x, mask, self.channels, type(self).__name__)
         # (B, T, C) running summary when causal, else (B, 1, C) broadcast over the sequence.
-        return zero_padding(x * self.gate(x, mask), mask)
+        return zero_output_padding(x * self.gate(x, mask), mask)
 
     def gate(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``sigmoid(W_2 GELU(W_1 g + b_1) + b_2)``, one per sequence, or per position when ``causal``.

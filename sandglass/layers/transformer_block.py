@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from sandglass.layers.feed_forward import FeedForward
-from sandglass.layers.masking import zero_padding
+from sandglass.layers.masking import zero_output_padding
 from sandglass.layers.relative_attention import RelativeAttention
 from sandglass.layers.shapes import check_sequence, require_positive
 
@@ -51,4 +51,4 @@ class TransformerBlock(nn.Module):
         check_sequence(x, mask, self.dim, type(self).__name__)
         x = x + self.dropout(self.attn(self.attn_norm(x), mask))
         x = x + self.dropout(self.ffn(self.ffn_norm(x), mask))
-        return zero_padding(x, mask)
+        return zero_output_padding(x, mask)

@@ -25,7 +25,7 @@ from sandglass.layers import (
     ReverseConv,
     TransformerBlock,
 )
-from sandglass.layers.masking import zero_padding
+from sandglass.layers.masking import zero_output_padding
 
 BLOCK_LETTERS = "CRWGDAMT"
 
@@ -46,7 +46,7 @@ class ResidualConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         update = self.dropout(self.activation(self.layer(self.norm(x), mask)))
-        return zero_padding(x + update, mask)
+        return zero_output_padding(x + update, mask)
 
 
 def parse_spec(spec: str, field: str) -> list[str]:

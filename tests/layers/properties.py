@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from sandglass.layers.masking import padding_outputs_unzeroed
+
 
 def output_of(result: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """The output tensor of a layer call, whether or not the layer also returned a mask."""
@@ -43,7 +45,8 @@ def assert_padding_invariant(
     atol: float = 1e-10,
     call: Callable[..., torch.Tensor] | None = None,
 ) -> None:
-    """Outputs at a sequence's real positions are the same alone as padded in a batch with longer ones.
+    """Outputs at a sequence's real positions are the same alone as padded in a batch with longer ones, and the
+    same again with the padding of every output left unzeroed (``padding_outputs_unzeroed``).
 
     ``scale`` maps an input length to an output length for layers that change it: a float ``ks`` for expansion,
     or a negative ``-ks`` meaning ``ceil(T / ks)`` for reduction.
@@ -52,16 +55,19 @@ def assert_padding_invariant(
     run = call or (lambda x, mask: output_of(layer(x, mask)))
     x, mask = padded_batch(lengths, channels)
     batched = run(x, mask)
+    with padding_outputs_unzeroed():
+        unzeroed = run(x, mask)
     for index, length in enumerate(lengths):
         alone = run(x[index : index + 1, :length], mask[index : index + 1, :length])
         out_len = -(-length // -scale) if scale < 0 else length * scale
-        torch.testing.assert_close(
-            batched[index, :out_len],
-            alone[0, :out_len],
-            atol=atol,
-            rtol=1e-7,
-            msg=lambda m, i=index: f"sequence {i} differs alone and in a padded batch: {m}",
-        )
+        for result, how in ((batched, "in a padded batch"), (unzeroed, "with its padding outputs unzeroed")):
+            torch.testing.assert_close(
+                result[index, :out_len],
+                alone[0, :out_len],
+                atol=atol,
+                rtol=1e-7,
+                msg=lambda m, i=index, how=how: f"sequence {i} differs alone and {how}: {m}",
+            )
 
 
 def assert_causal(

@@ -85,6 +85,40 @@ def test_a_sentence_scores_the_same_alone_and_in_a_padded_batch(spec):
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec["encoder"] + "/" + spec["reduce"])
+def test_features_match_their_reference_at_real_frames(spec):
+    # features() leaves every layer's output padding unzeroed; reference_features() zeroes it.
+    model = tiny_model(**spec)
+    src, src_mask = token_batch([7, 3, 5, 1, 8], seed=6)
+    features, mask = model.features(src, src_mask)
+    reference, reference_mask = model.reference_features(src, src_mask)
+    assert torch.equal(mask, reference_mask)
+    torch.testing.assert_close(features[mask], reference[mask], atol=1e-12, rtol=0)
+    assert not torch.allclose(features[~mask], reference[~mask])  # the padding frames did change
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec["encoder"] + "/" + spec["reduce"])
+def test_unzeroed_padding_leaves_the_training_loss_and_its_gradients_unchanged(spec, monkeypatch):
+    model = tiny_model(torch.float64, seed=7, **spec).train()
+    generator = torch.Generator().manual_seed(8)
+    sources = [torch.randint(4, VOCAB, (length,), generator=generator).tolist() for length in (7, 3, 5, 1)]
+    targets = [torch.randint(4, VOCAB, (length,), generator=generator).tolist() for length in (5, 2, 4, 1)]
+    batch = collate(sources, targets, model.pad_id)
+
+    def loss_and_gradients():
+        model.zero_grad()
+        loss = compute_loss(model, batch).loss
+        loss.backward()
+        return loss.detach(), [param.grad.clone() for param in model.parameters()]
+
+    loss, gradients = loss_and_gradients()
+    monkeypatch.setattr(model, "features", model.reference_features)
+    reference_loss, reference_gradients = loss_and_gradients()
+    torch.testing.assert_close(loss, reference_loss, atol=1e-12, rtol=0)
+    for (name, _), gradient, reference in zip(model.named_parameters(), gradients, reference_gradients, strict=True):
+        torch.testing.assert_close(gradient, reference, atol=1e-10, rtol=1e-8, msg=lambda m, n=name: f"{n}: {m}")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec["encoder"] + "/" + spec["reduce"])
 def test_outside_training_a_batch_with_no_padding_gives_its_layers_no_mask(spec):
     model = tiny_model(**spec)
     block_masks = []
