@@ -26,7 +26,7 @@ class ExpandConv(WindowConvBase):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         check_sequence(x, mask, self.in_channels, type(self).__name__)
-        y = self.conv(zero_output_padding(x, mask))
+        y = self.conv(x)  # position-wise: padding inputs reach only padding outputs, zeroed below
         if mask is None:
             return y, full_mask(y)
         y_mask = mask.repeat_interleave(self.kernel_size, dim=1)

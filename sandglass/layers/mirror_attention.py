@@ -52,7 +52,8 @@ class MirrorAttention(nn.Module):
         encoder_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         self._check_inputs(decoder_out, encoder_out, decoder_mask, encoder_mask)
-        decoder_value, decoder_key = self.split(zero_output_padding(decoder_out, decoder_mask))
+        # The decoder side is read position by position: its padding reaches only padding rows, zeroed below.
+        decoder_value, decoder_key = self.split(decoder_out)
         encoder_value, encoder_key = self.split(zero_padding(encoder_out, encoder_mask))
         scores = decoder_key @ encoder_key.transpose(1, 2)
         if self.scaled:
