@@ -4,7 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sandglass.layers.channels_last import WindowConvTranspose1d, sequence_conv, window_conv, window_transposed_conv
+from sandglass.layers.channels_last import (
+    WindowConv1d,
+    WindowConvTranspose1d,
+    sequence_conv,
+    window_conv,
+    window_transposed_conv,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -54,16 +60,21 @@ def test_gradients_flow_to_input_and_weights() -> None:
     assert torch.autograd.gradcheck(lambda x, w, b: window_transposed_conv(x, w, b), (x, transposed, bias))
 
 
-def test_window_conv_transpose_module_without_gradients_follows_its_weight() -> None:
+@pytest.mark.parametrize(
+    ("layer_type", "channels_first"), [(WindowConv1d, F.conv1d), (WindowConvTranspose1d, F.conv_transpose1d)]
+)
+def test_window_module_without_gradients_follows_its_weight_and_bias(layer_type, channels_first) -> None:
     torch.manual_seed(3)
-    layer = WindowConvTranspose1d(5, 4, 3).double()
+    layer = layer_type(5, 4, 3).double()
     x = torch.randn(2, 6, 5, dtype=torch.float64)
 
     def expected() -> torch.Tensor:
-        return F.conv_transpose1d(x.transpose(1, 2), layer.weight, layer.bias, stride=3).transpose(1, 2)
+        return channels_first(x.transpose(1, 2), layer.weight, layer.bias, stride=3).transpose(1, 2)
 
     with torch.no_grad():
         torch.testing.assert_close(layer(x), expected())
-        layer.weight.mul_(-2.0)  # the kept tap-major copy must not outlive an in-place change
+        layer.weight.mul_(-2.0)  # the kept rearranged weight must not outlive an in-place change
+        torch.testing.assert_close(layer(x), expected())
+        layer.bias.add_(1.0)  # nor a kept stacked bias
         torch.testing.assert_close(layer(x), expected())
     torch.testing.assert_close(layer(x), expected())  # with gradients, the direct path
